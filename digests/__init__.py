@@ -1,0 +1,1 @@
+"""Archive, storage, selection and formatting for hardcore-digest (knows nothing of Telegram)."""

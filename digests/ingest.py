@@ -1,0 +1,412 @@
+"""Ingest: walk files, folders and archives; detect, decode, parse, normalise, dedupe, upsert."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tarfile
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from digests import search
+from digests.errors import DigestError, ParseError
+from digests.items import ParsedItem
+from digests.normalize import fingerprint, normalise_item
+from digests.parsers import parse_document
+from digests.store.db import Database
+from digests.store.models import Document, Item, ItemSource, utcnow
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+_ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
+_ITEM_FIELDS = ("title", "url", "links", "summary", "commentary", "image", "source", "published_at",
+                "tags", "category", "kind", "author")
+
+
+@dataclass(slots=True)
+class Source:
+    """One document to ingest: where it is (a path, or archive!member) and how to read it."""
+
+    path: str
+    size: int
+    read: Callable[[], bytes]
+
+
+@dataclass
+class IngestReport:
+    documents_new: int = 0
+    documents_unchanged: int = 0
+    documents_updated: int = 0
+    documents_failed: int = 0
+    documents_empty: int = 0
+    items_new: int = 0
+    items_updated: int = 0
+    items_unchanged: int = 0
+    items_duplicate: int = 0
+    items_removed: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    empty: list[str] = field(default_factory=list)
+
+    @property
+    def documents_seen(self) -> int:
+        return self.documents_new + self.documents_unchanged + self.documents_updated + self.documents_failed
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "documents": {
+                "new": self.documents_new, "unchanged": self.documents_unchanged,
+                "updated": self.documents_updated, "failed": self.documents_failed,
+                "without_items": self.documents_empty,
+            },
+            "items": {
+                "new": self.items_new, "updated": self.items_updated, "unchanged": self.items_unchanged,
+                "duplicate": self.items_duplicate, "removed": self.items_removed,
+            },
+            "failures": [{"path": p, "reason": r} for p, r in self.failures],
+            "without_items": self.empty,
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# Walking: files, folders, .zip and .tar archives
+
+
+def _is_archive(name: str) -> bool:
+    return name.lower().endswith(_ARCHIVE_SUFFIXES)
+
+
+def _hidden(name: str) -> bool:
+    return any(part.startswith(".") or part == "__MACOSX" for part in Path(name).parts if part not in (".", ".."))
+
+
+def _zip_sources(path: Path) -> Iterator[Source | tuple[str, str]]:
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        yield (str(path), f"not a readable zip archive: {exc}")
+        return
+    with archive:
+        for info in sorted(archive.infolist(), key=lambda i: i.filename):
+            if info.is_dir() or _hidden(info.filename):
+                continue
+            yield Source(f"{path}!{info.filename}", info.file_size,
+                         lambda a=path, n=info.filename: _read_zip_member(a, n))
+
+
+def _read_zip_member(archive: Path, name: str) -> bytes:
+    with zipfile.ZipFile(archive) as zf:
+        return zf.read(name)
+
+
+def _tar_sources(path: Path) -> Iterator[Source | tuple[str, str]]:
+    try:
+        archive = tarfile.open(path)  # noqa: SIM115  (closed by the with below)
+    except (tarfile.TarError, OSError) as exc:
+        yield (str(path), f"not a readable tar archive: {exc}")
+        return
+    with archive:
+        try:
+            members = sorted((m for m in archive.getmembers() if m.isfile()), key=lambda m: m.name)
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            yield (str(path), f"broken tar archive: {exc}")
+            return
+        for member in members:
+            if _hidden(member.name):
+                continue
+            # read() is called while this generator is suspended, so the archive is still open.
+            yield Source(f"{path}!{member.name}", member.size,
+                         lambda a=archive, m=member: _read_tar_member(a, m))
+
+
+def _read_tar_member(archive: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    extracted = archive.extractfile(member)
+    return extracted.read() if extracted is not None else b""
+
+
+def iter_sources(paths: Iterable[str | Path]) -> Iterator[Source | tuple[str, str]]:
+    """Every document below paths, in a stable order; (path, reason) for what cannot be opened."""
+    for raw in paths:
+        path = Path(raw).expanduser().resolve()
+        if path.is_dir():
+            for dirpath, dirnames, filenames in os.walk(path):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                for name in sorted(filenames):
+                    if name.startswith("."):
+                        continue
+                    yield from _file_sources(Path(dirpath) / name)
+        elif path.exists():
+            yield from _file_sources(path)
+        else:
+            yield (str(path), "no such file or directory")
+
+
+def _file_sources(path: Path) -> Iterator[Source | tuple[str, str]]:
+    if _is_archive(path.name):
+        yield from (_zip_sources(path) if path.name.lower().endswith(".zip") else _tar_sources(path))
+        return
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        yield (str(path), f"cannot read: {exc.strerror}")
+        return
+    yield Source(str(path), size, path.read_bytes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding
+
+
+def decode_document(data: bytes) -> str:
+    """Text of a document: UTF-8 (with or without BOM), UTF-16 with BOM, or GB18030/GBK."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise ParseError("not valid UTF-16 text") from None
+    if b"\x00" in data[:8192]:
+        raise ParseError("binary data, not a text document")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        text = data.decode("gb18030")
+    except UnicodeDecodeError:
+        raise ParseError("binary data, not text in UTF-8 or GB18030/GBK") from None
+    controls = sum(1 for ch in text[:4096] if ord(ch) < 32 and ch not in "\r\n\t")
+    if controls > 8:
+        raise ParseError("binary data, not a text document")
+    return text
+
+
+# ---------------------------------------------------------------------------------------------
+# Storing
+
+
+class _Upserter:
+    """Writes one document's items; knows which keys and fingerprints already exist."""
+
+    def __init__(self, session: Session, document: Document, fmt: str, report: IngestReport,
+                 now: datetime) -> None:
+        self.session = session
+        self.document = document
+        self.format = fmt
+        self.report = report
+        self.now = now
+
+    def apply(self, parsed: list[ParsedItem]) -> list[Item]:
+        session, document = self.session, self.document
+        existing: dict[str, ItemSource] = {}
+        if document.id is not None:
+            for source in session.scalars(select(ItemSource).where(ItemSource.document_id == document.id)):
+                existing[source.key] = source
+        prints = _fingerprints(parsed)
+        items_by_print = {
+            item.fingerprint: item
+            for item in session.scalars(select(Item).where(Item.fingerprint.in_(list(prints.values()))))
+        } if prints else {}
+        touched: list[Item] = []
+        seen_keys: set[str] = set()
+        for parsed_item in parsed:
+            key = parsed_item.key
+            if key in seen_keys:
+                continue
+            seen_keys.add(key)
+            fp = prints[key]
+            source = existing.get(key)
+            item = items_by_print.get(fp)
+            if source is not None and (item is None or item.id == source.item_id):
+                current = item or session.get(Item, source.item_id)
+                assert current is not None
+                if current.fingerprint != fp:
+                    current.fingerprint = fp
+                if self._update(current, parsed_item):
+                    self.report.items_updated += 1
+                    touched.append(current)
+                else:
+                    self.report.items_unchanged += 1
+                continue
+            if source is not None:  # the key now points at another, already stored item
+                session.delete(source)
+                session.flush()
+                self._release(source.item_id)
+            if item is not None:
+                session.add(ItemSource(item_id=item.id, document_id=document.id, key=key))
+                if item.removed:
+                    item.removed = False
+                    touched.append(item)
+                self.report.items_duplicate += 1
+                continue
+            item = Item(fingerprint=fp, document_id=document.id, format=self.format,
+                        created_at=self.now, updated_at=self.now)
+            self._update(item, parsed_item)
+            session.add(item)
+            session.flush()
+            items_by_print[fp] = item
+            session.add(ItemSource(item_id=item.id, document_id=document.id, key=key))
+            self.report.items_new += 1
+            touched.append(item)
+        for key, source in existing.items():
+            if key not in seen_keys:
+                session.delete(source)
+                session.flush()
+                self._release(source.item_id)
+        return touched
+
+    def _update(self, item: Item, parsed: ParsedItem) -> bool:
+        changed = False
+        for name in _ITEM_FIELDS:
+            value = getattr(parsed, name)
+            if getattr(item, name) != value:
+                setattr(item, name, value)
+                changed = True
+        sort_at = parsed.published_at or item.created_at or self.now
+        if item.sort_at != sort_at:
+            item.sort_at = sort_at
+            changed = True
+        if item.removed:
+            item.removed = False
+            changed = True
+        if changed and item.id is not None:
+            item.updated_at = self.now
+        return changed
+
+    def _release(self, item_id: int) -> None:
+        """An item that lost a source: removed when no document holds it any more."""
+        still_held = self.session.scalar(select(ItemSource.id).where(ItemSource.item_id == item_id).limit(1))
+        if still_held is None:
+            item = self.session.get(Item, item_id)
+            if item is not None and not item.removed:
+                item.removed = True
+                item.updated_at = self.now
+                search.unindex_items(self.session, [item_id])
+                self.report.items_removed += 1
+
+
+def _fingerprints(parsed: list[ParsedItem]) -> dict[str, str]:
+    """key -> fingerprint; items of one document that share a URL stay distinct items."""
+    prints: dict[str, str] = {}
+    used: set[str] = set()
+    for item in parsed:
+        fp = fingerprint(item)
+        if fp in used:
+            fp = hashlib.sha1(f"{fp}|{item.key}".encode()).hexdigest()
+        used.add(fp)
+        prints.setdefault(item.key, fp)
+    return prints
+
+
+def ingest(
+    db: Database,
+    paths: Iterable[str | Path],
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    progress: Callable[[str], None] | None = None,
+    now: Callable[[], datetime] = utcnow,
+) -> IngestReport:
+    """Ingest every document below paths; a bad document is recorded and skipped, never fatal."""
+    report = IngestReport()
+    with db.session() as session:
+        known = {
+            row.path: (row.id, row.content_hash, row.error)
+            for row in session.execute(select(Document.path, Document.id, Document.content_hash, Document.error))
+        }
+    for entry in iter_sources(paths):
+        if isinstance(entry, tuple):
+            path, reason = entry
+            _record_failure(db, report, path, reason, None, known, now())
+        else:
+            _ingest_one(db, entry, report, known, max_bytes, now())
+            path = entry.path
+        if progress is not None:
+            progress(path)
+    return report
+
+
+def _ingest_one(db: Database, source: Source, report: IngestReport,
+                known: dict[str, tuple[int, str | None, str | None]], max_bytes: int, now: datetime) -> None:
+    if source.size > max_bytes:
+        reason = (f"too large: {source.size / 1048576:.1f} MB, the limit is {max_bytes / 1048576:.1f} MB "
+                  "(archive.max_document_bytes)")
+        _record_failure(db, report, source.path, reason, None, known, now)
+        return
+    try:
+        data = source.read()
+    except (OSError, zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
+        _record_failure(db, report, source.path, f"cannot read: {exc}", None, known, now)
+        return
+    digest = hashlib.sha256(data).hexdigest()
+    previous = known.get(source.path)
+    if previous is not None and previous[1] == digest and previous[2] is None:
+        report.documents_unchanged += 1
+        return
+    try:
+        text = decode_document(data)
+        fmt, parsed = parse_document(text, path=source.path)
+        parsed = [normalise_item(item) for item in parsed]
+        parsed = [item for item in parsed if item.title and item.url]
+    except ParseError as exc:
+        _record_failure(db, report, source.path, str(exc), digest, known, now)
+        return
+    except RecursionError:
+        _record_failure(db, report, source.path, "document is nested too deeply to parse", digest, known, now)
+        return
+    try:
+        with db.session() as session:
+            document = session.get(Document, previous[0]) if previous is not None else None
+            is_new = document is None
+            if document is None:
+                document = Document(path=source.path, ingested_at=now)
+                session.add(document)
+            document.format = fmt
+            document.content_hash = digest
+            document.size = len(data)
+            document.error = None
+            document.item_count = len(parsed)
+            document.updated_at = now
+            session.flush()
+            touched = _Upserter(session, document, fmt, report, now).apply(parsed)
+            if touched:
+                session.flush()
+                search.index_items(session, touched)
+            known[source.path] = (document.id, digest, None)
+    except DigestError as exc:
+        _record_failure(db, report, source.path, str(exc), digest, known, now)
+        return
+    if is_new:
+        report.documents_new += 1
+    else:
+        report.documents_updated += 1
+    if not parsed:
+        report.documents_empty += 1
+        report.empty.append(source.path)
+
+
+def _record_failure(db: Database, report: IngestReport, path: str, reason: str, digest: str | None,
+                    known: dict[str, tuple[int, str | None, str | None]], now: datetime) -> None:
+    """Remember why a document failed; its previously stored items stay as they were."""
+    log.warning("skipped %s: %s", path, reason)
+    report.documents_failed += 1
+    report.failures.append((path, reason))
+    with db.session() as session:
+        previous = known.get(path)
+        document = session.get(Document, previous[0]) if previous is not None else None
+        if document is None:
+            document = Document(path=path, ingested_at=now, size=0)
+            session.add(document)
+        document.error = reason
+        document.updated_at = now
+        if digest is not None and previous is None:
+            document.content_hash = digest
+        session.flush()
+        known[path] = (document.id, document.content_hash, reason)

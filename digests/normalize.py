@@ -1,0 +1,95 @@
+"""Normalisation: canonical URLs, fingerprints for cross-source dedupe, clean text."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from digests.items import ParsedItem
+
+# Query parameters that identify a visit, not a page.
+_TRACKING = re.compile(
+    r"^(utm_.*|spm|from|isappinstalled|scene|srcid|sharer_.*|share_.*|chksm|mpshare|clicktime|"
+    r"enterid|ascene|devicetype|version|lang|nettype|abtest_cookie|pass_ticket|wx_header|"
+    r"fbclid|gclid|yclid|mc_cid|mc_eid|ref|ref_src|source|feature|s_r|xtrack|_hsenc|_hsmi)$",
+    re.IGNORECASE,
+)
+_WECHAT_ARTICLE = re.compile(r"^/s/([A-Za-z0-9_\-]+)/?$")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b\u200e\u200f\ufeff]")
+_SPACES = re.compile(r"[ \t\u00a0\u3000]+")
+_BLANK_LINES = re.compile(r"\n{3,}")
+
+
+def canonical_url(url: str) -> str:
+    """The URL as a dedupe key: scheme-less, host lower-cased, tracking parameters dropped.
+
+    A WeChat article ``mp.weixin.qq.com/s/<id>`` is its own key whatever follows it.
+    """
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower().rstrip(".")
+        port = parts.port
+    except ValueError:
+        return url.lower()
+    if host.startswith("www."):
+        host = host[4:]
+    if port and port not in (80, 443):
+        host = f"{host}:{port}"
+    path = parts.path or "/"
+    if host == "mp.weixin.qq.com":
+        match = _WECHAT_ARTICLE.match(path)
+        if match:
+            return f"mp.weixin.qq.com/s/{match.group(1)}"
+    if len(path) > 1:
+        path = path.rstrip("/")
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING.match(k)]
+    query.sort()
+    return urlunsplit(("", host, path, urlencode(query), "")).lstrip("/")
+
+
+def fingerprint(item: ParsedItem) -> str:
+    """The cross-source identity of an item: its canonical URL (follow-ups kept apart)."""
+    key = canonical_url(item.url)
+    if item.kind == "echo":
+        key += "|echo|" + item.title
+    return hashlib.sha1(key.encode("utf-8")).hexdigest()
+
+
+def clean_text(text: str) -> str:
+    """Unicode NFC, no control or zero-width characters, runs of spaces folded, lines trimmed."""
+    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = _CONTROL.sub("", text)
+    lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
+    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+
+
+def clean_line(text: str) -> str:
+    """clean_text on one line: newlines become spaces."""
+    return " ".join(clean_text(text).split("\n")).strip()
+
+
+def normalise_item(item: ParsedItem) -> ParsedItem:
+    """The item with clean text fields, deduplicated links and tags, the primary link first."""
+    item.title = clean_line(item.title)[:1000]
+    item.summary = clean_text(item.summary)
+    item.commentary = clean_text(item.commentary)
+    item.source = clean_line(item.source)[:256]
+    item.author = clean_line(item.author)[:256]
+    item.category = clean_line(item.category)[:128]
+    item.url = item.url.strip()
+    links: list[str] = []
+    for link in [item.url, *item.links]:
+        link = link.strip()
+        if link and link not in links:
+            links.append(link)
+    item.links = links
+    tags: list[str] = []
+    for tag in item.tags:
+        tag = clean_line(str(tag))
+        if tag and tag not in tags:
+            tags.append(tag)
+    item.tags = tags
+    return item

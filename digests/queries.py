@@ -1,0 +1,114 @@
+"""Read and write helpers over the store that the CLI and the bot share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from digests.errors import NotFoundError
+from digests.store.models import AuditEntry, Commentary, Document, Item, utcnow
+
+
+@dataclass(slots=True)
+class ItemView:
+    """An item as formatters and commands see it: the effective commentary resolved."""
+
+    id: int
+    title: str
+    url: str
+    links: list[str]
+    summary: str
+    commentary: str
+    commentary_origin: str  # source | editor | plugin | ""
+    image: str | None
+    source: str
+    published_at: datetime | None
+    tags: list[str]
+    category: str
+    kind: str
+    format: str
+    document: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "document": self.document, "format": self.format, "kind": self.kind,
+            "title": self.title, "url": self.url, "links": self.links, "summary": self.summary,
+            "commentary": self.commentary, "commentary_origin": self.commentary_origin,
+            "image": self.image, "source": self.source,
+            "published_at": self.published_at.isoformat() if self.published_at else None,
+            "tags": self.tags, "category": self.category,
+        }
+
+
+def item_views(session: Session, items: list[Item]) -> list[ItemView]:
+    """Views of items in the given order, with editor/plugin commentary applied."""
+    if not items:
+        return []
+    ids = [item.id for item in items]
+    latest: dict[int, Commentary] = {}
+    for entry in session.scalars(
+        select(Commentary).where(Commentary.item_id.in_(ids)).order_by(Commentary.created_at, Commentary.id)
+    ):
+        current = latest.get(entry.item_id)
+        # An editor's word beats a plugin's; the newest of the same origin wins.
+        if current is None or entry.origin == "editor" or current.origin != "editor":
+            latest[entry.item_id] = entry
+    doc_ids = {item.document_id for item in items if item.document_id is not None}
+    paths = dict(session.execute(select(Document.id, Document.path).where(Document.id.in_(doc_ids)))) if doc_ids else {}
+    views = []
+    for item in items:
+        extra = latest.get(item.id)
+        commentary, origin = item.commentary, "source" if item.commentary else ""
+        if extra is not None and (extra.origin == "editor" or not commentary):
+            commentary, origin = extra.text, extra.origin
+        views.append(ItemView(
+            id=item.id, title=item.title, url=item.url, links=list(item.links or []), summary=item.summary,
+            commentary=commentary, commentary_origin=origin, image=item.image, source=item.source,
+            published_at=item.published_at, tags=list(item.tags or []), category=item.category,
+            kind=item.kind, format=item.format, document=paths.get(item.document_id or -1, ""),
+        ))
+    return views
+
+
+def get_item(session: Session, item_id: int) -> Item:
+    item = session.get(Item, item_id)
+    if item is None or item.removed:
+        raise NotFoundError(f"no item {item_id}")
+    return item
+
+
+def list_items(session: Session, *, limit: int | None = None, offset: int = 0, newest_first: bool = False) -> list[Item]:
+    order = (Item.published_at.desc(), Item.id.desc()) if newest_first else (Item.id,)
+    stmt = select(Item).where(Item.removed.is_(False)).order_by(*order).offset(offset)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return list(session.scalars(stmt))
+
+
+def count_items(session: Session) -> int:
+    return session.scalar(select(func.count(Item.id)).where(Item.removed.is_(False))) or 0
+
+
+def add_commentary(session: Session, item_id: int, text: str, *, author: str, origin: str = "editor",
+                   now: datetime | None = None) -> Commentary:
+    """Store an editor's (or plugin's) commentary; it is what the next post of the item shows."""
+    text = " ".join(text.split())
+    if not text:
+        raise ValueError("the commentary is empty")
+    get_item(session, item_id)
+    entry = Commentary(item_id=item_id, text=text, author=author, origin=origin, created_at=now or utcnow())
+    session.add(entry)
+    if origin == "editor":
+        audit(session, author, "comment", f"item:{item_id}", {"text": text}, now=now)
+    session.flush()
+    return entry
+
+
+def audit(session: Session, actor: str, action: str, target: str = "", detail: dict[str, Any] | None = None,
+          *, now: datetime | None = None) -> None:
+    """Record an admin action: who, what, when."""
+    session.add(AuditEntry(actor=actor, action=action, target=target, detail=detail or {}, at=now or utcnow()))

@@ -1,0 +1,240 @@
+"""SQLAlchemy models: documents, items and their sources, channels, posts and deliveries."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware datetimes on every backend: stored as UTC, returned as aware UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given where an aware one is required")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Document(Base):
+    """One file of the archive, as last ingested."""
+
+    __tablename__ = "documents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(String(1024), unique=True)
+    format: Mapped[str | None] = mapped_column(String(32))
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    item_count: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    ingested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Item(Base):
+    """One news item; a cross-source duplicate is stored once with several ItemSource rows."""
+
+    __tablename__ = "items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    document_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id", ondelete="SET NULL"))
+    title: Mapped[str] = mapped_column(Text)
+    url: Mapped[str] = mapped_column(Text)
+    links: Mapped[list[Any]] = mapped_column(default=list)
+    summary: Mapped[str] = mapped_column(Text, default="")
+    commentary: Mapped[str] = mapped_column(Text, default="")
+    image: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(256), default="")
+    published_at: Mapped[datetime | None] = mapped_column()
+    # published_at, or when it was first stored for undated items: the key channels order by.
+    sort_at: Mapped[datetime] = mapped_column(default=utcnow)
+    tags: Mapped[list[Any]] = mapped_column(default=list)
+    category: Mapped[str] = mapped_column(String(128), default="")
+    kind: Mapped[str] = mapped_column(String(16), default="news")
+    author: Mapped[str] = mapped_column(String(256), default="")
+    format: Mapped[str] = mapped_column(String(32), default="")
+    removed: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    document: Mapped[Document | None] = relationship(lazy="raise")
+
+    __table_args__ = (
+        Index("ix_items_sort", "sort_at", "id"),
+        Index("ix_items_created", "created_at"),
+    )
+
+
+class ItemSource(Base):
+    """Where an item was read: (document, key within that document); the re-ingest anchor."""
+
+    __tablename__ = "item_sources"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(256))
+
+    __table_args__ = (UniqueConstraint("document_id", "key", name="uq_item_sources_document_key"),)
+
+
+class Commentary(Base):
+    """An editor's or a commentator plugin's take on an item, with who wrote it and when."""
+
+    __tablename__ = "commentaries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    author: Mapped[str] = mapped_column(String(256))
+    origin: Mapped[str] = mapped_column(String(16), default="editor")  # editor | plugin
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Channel(Base):
+    """A Telegram channel and its settings; the database copy is what runs."""
+
+    __tablename__ = "channels"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    chat_id: Mapped[str] = mapped_column(String(128))
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    config_snapshot: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    paused_reason: Mapped[str | None] = mapped_column(Text)
+    digest_counter: Mapped[int] = mapped_column(Integer, default=0)
+    backlog_from: Mapped[datetime | None] = mapped_column()
+    # Where the last selection stopped in the channel's order, and when: selection reads
+    # forward from the cursor, plus whatever was ingested since, instead of the whole history.
+    selection_cursor: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    selected_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# Post states. A post is one Telegram message (one item, or a digest of several).
+PENDING = "pending"  # created, not yet claimed
+SENDING = "sending"  # claimed under a lease; a request may be in flight
+SENT = "sent"
+RETRY = "retry"  # failed transiently; claimable again after not_before
+FAILED = "failed"  # gave up (attempts exhausted or permanent error); an admin can resend
+UNCERTAIN = "uncertain"  # outcome unknown; never resent without an admin's word
+DRY_RUN = "dry-run"  # "sent" to the terminal only
+SKIPPED = "skipped"
+POST_STATES = (PENDING, SENDING, SENT, RETRY, FAILED, UNCERTAIN, DRY_RUN, SKIPPED)
+
+
+class Post(Base):
+    """One message for one channel and its delivery state (DESIGN.md "Delivery state")."""
+
+    __tablename__ = "posts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
+    state: Mapped[str] = mapped_column(String(16), default=PENDING)
+    mode: Mapped[str] = mapped_column(String(16), default="single")
+    html: Mapped[str] = mapped_column(Text)
+    photo: Mapped[str | None] = mapped_column(Text)
+    item_ids: Mapped[list[Any]] = mapped_column(default=list)
+    part: Mapped[int] = mapped_column(Integer, default=1)
+    digest_number: Mapped[int | None] = mapped_column(Integer)
+    slot_at: Mapped[datetime | None] = mapped_column()
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[datetime | None] = mapped_column()
+    lease_until: Mapped[datetime | None] = mapped_column()
+    worker: Mapped[str | None] = mapped_column(String(128))
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    sent_at: Mapped[datetime | None] = mapped_column()
+    plain_fallback: Mapped[bool] = mapped_column(Boolean, default=False)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    deliveries: Mapped[list[Delivery]] = relationship(back_populates="post", lazy="selectin")
+
+    __table_args__ = (
+        Index("ix_posts_state", "state", "id"),
+        Index("ix_posts_channel_state", "channel_id", "state", "id"),
+        Index("ix_posts_channel_slot", "channel_id", "slot_at"),
+    )
+
+
+class Delivery(Base):
+    """An item scheduled into a post for a channel; unique, so an item reaches a channel once."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
+    post_id: Mapped[int | None] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    post: Mapped[Post | None] = relationship(back_populates="deliveries", lazy="selectin")
+
+    __table_args__ = (
+        UniqueConstraint("channel_id", "item_id", name="uq_deliveries_channel_item"),
+        Index("ix_deliveries_item", "item_id"),
+    )
+
+
+class AuditEntry(Base):
+    """Who changed what, when: every admin action."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(256), default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class KeyValue(Base):
+    """Small persistent counters and flags (429s received, last ingest run ...)."""
+
+    __tablename__ = "kv"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(default=dict)
