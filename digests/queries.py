@@ -58,7 +58,9 @@ def item_views(session: Session, items: list[Item]) -> list[ItemView]:
         if current is None or entry.origin == "editor" or current.origin != "editor":
             latest[entry.item_id] = entry
     doc_ids = {item.document_id for item in items if item.document_id is not None}
-    paths = dict(session.execute(select(Document.id, Document.path).where(Document.id.in_(doc_ids)))) if doc_ids else {}
+    paths: dict[int, str] = {}
+    if doc_ids:
+        paths = dict(session.execute(select(Document.id, Document.path).where(Document.id.in_(doc_ids))).tuples().all())
     views = []
     for item in items:
         extra = latest.get(item.id)

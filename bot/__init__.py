@@ -1,0 +1,1 @@
+"""Everything that talks to Telegram: CLI, application wiring, publisher, scheduler, handlers."""

@@ -1,0 +1,100 @@
+"""Wiring: one place that builds the python-telegram-bot Application for `digestbot run`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from telegram import User
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, ExtBot
+
+from bot import scheduler
+from bot.publisher import Publisher
+from digests.channels import sync_channels
+from digests.config import Config
+from digests.delivery import expire_leases
+from digests.store.db import Database
+
+log = logging.getLogger(__name__)
+DRY_RUN_TOKEN = "0:dry-run"
+
+
+class DryRunBot(ExtBot[Any]):
+    """A bot that never reaches Telegram: `run --dry-run` works without a token or a network."""
+
+    async def get_me(self, *args: Any, **kwargs: Any) -> User:
+        user = User(id=0, first_name="dry-run", is_bot=True, username="digestbot_dry_run")
+        self._bot_user = user
+        return user
+
+
+async def notify_admins(application: Application, text: str) -> None:
+    """Tell every admin in config (a private message each); failures are logged, not raised."""
+    config: Config = application.bot_data["config"]
+    if application.bot_data.get("dry_run"):
+        log.warning("admin notice: %s", text)
+        return
+    for admin in config.telegram.admins:
+        try:
+            await application.bot.send_message(admin, text)
+        except Exception as exc:  # an admin who never started the bot cannot be messaged
+            log.warning("could not tell admin %s: %s", admin, exc)
+
+
+def build_application(config: Config, db: Database, *, dry_run: bool = False,
+                      echo: Any = None, poll: bool = True) -> Application:
+    """The Application with its handlers, publisher and scheduler; not started."""
+    token = config.token
+    dry_run = dry_run or not token
+    builder = ApplicationBuilder().concurrent_updates(True)
+    timeout = config.telegram.request_timeout
+    if dry_run:
+        builder = builder.bot(DryRunBot(DRY_RUN_TOKEN)).updater(None)
+    else:
+        builder = (builder.token(token).base_url(config.telegram.base_url)
+                   .connect_timeout(timeout).read_timeout(timeout).write_timeout(timeout)
+                   .get_updates_read_timeout(timeout + 30))
+        if config.telegram.base_file_url:
+            builder = builder.base_file_url(config.telegram.base_file_url)
+        if not poll:
+            builder = builder.updater(None)
+    builder = builder.post_init(_post_init)
+    application = builder.build()
+
+    async def notify(text: str) -> None:
+        await notify_admins(application, text)
+
+    application.bot_data.update(
+        db=db, config=config, dry_run=dry_run,
+        publisher=Publisher(db, config, None if dry_run else application.bot, dry_run=dry_run, notify=notify,
+                            echo=echo),
+    )
+    from bot.handlers import register_handlers
+
+    register_handlers(application)
+    return application
+
+
+async def _post_init(application: Application) -> None:
+    """Start-up: channels from config, leases of a crashed run, jobs, missed slots."""
+    db: Database = application.bot_data["db"]
+    config: Config = application.bot_data["config"]
+    with db.session() as session:
+        sync_channels(session, config)
+    stale = expire_leases(db)
+    if stale:
+        await notify_admins(application, f"{stale} post(s) were being sent when the bot stopped; their outcome "
+                                         "is unknown and they wait for your word: /uncertain")
+    scheduler.schedule_all(application)
+    if not application.bot_data.get("dry_run"):
+        from bot.handlers import publish_command_lists
+
+        try:
+            await publish_command_lists(application)
+        except Exception as exc:  # the command menu is a convenience; never stop start-up for it
+            log.warning("could not publish the command lists: %s", exc)
+    application.job_queue.run_once(_missed, when=0, name="missed-slots")  # type: ignore[union-attr]
+
+
+async def _missed(context: ContextTypes.DEFAULT_TYPE) -> None:
+    await scheduler.run_missed_slots(context.application)

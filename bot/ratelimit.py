@@ -1,0 +1,68 @@
+"""Sliding-window send limits: never more than N messages in any window, globally and per chat.
+
+A sliding window is the strictest reading of Telegram's limits (30 messages a second overall,
+20 a minute in one group or channel), so obeying it never earns a 429. The publisher asks
+before it claims a post, so a post is marked as sending only when its request can leave at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+
+
+class SlidingWindow:
+    """At most ``rate`` events in any ``period`` seconds."""
+
+    def __init__(self, rate: float, period: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = max(1, int(rate))
+        self.period = period
+        self.clock = clock
+        self._events: deque[float] = deque()
+
+    def _trim(self, now: float) -> None:
+        while self._events and now - self._events[0] >= self.period:
+            self._events.popleft()
+
+    def wait_time(self) -> float:
+        """Seconds until one more event fits (0 when it fits now)."""
+        now = self.clock()
+        self._trim(now)
+        if len(self._events) < self.rate:
+            return 0.0
+        return self._events[0] + self.period - now
+
+    def record(self) -> None:
+        self._events.append(self.clock())
+
+
+class SendLimiter:
+    """The global window plus one window per chat."""
+
+    def __init__(self, global_per_second: float = 30, chat_per_minute: float = 20) -> None:
+        self.overall = SlidingWindow(global_per_second, 1.0)
+        self.chat_rate = chat_per_minute
+        self._chats: dict[str, SlidingWindow] = {}
+        self._lock = asyncio.Lock()
+
+    def chat(self, chat_id: str) -> SlidingWindow:
+        window = self._chats.get(chat_id)
+        if window is None:
+            window = self._chats[chat_id] = SlidingWindow(self.chat_rate, 60.0)
+        return window
+
+    def chat_wait(self, chat_id: str) -> float:
+        return self.chat(chat_id).wait_time()
+
+    async def acquire(self, chat_id: str) -> None:
+        """Wait until one message to chat_id fits both windows, then count it."""
+        async with self._lock:
+            while True:
+                delay = max(self.overall.wait_time(), self.chat(chat_id).wait_time())
+                if delay <= 0:
+                    self.overall.record()
+                    self.chat(chat_id).record()
+                    return
+                await asyncio.sleep(delay + 0.002)

@@ -1,0 +1,37 @@
+"""Items of a slot -> the posts to send, with each channel's formatter (cached per settings)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from digests.blurb import BlurbConfig, BlurbFormatter
+from digests.config import ChannelConfig
+from digests.delivery import RenderedPost, Renderer
+from digests.queries import ItemView
+
+
+def formatter_for(settings: ChannelConfig, cache: dict[BlurbConfig, BlurbFormatter] | None = None) -> BlurbFormatter:
+    """The channel's formatter; a bad template raises TemplateError naming file and line."""
+    blurb_config = BlurbConfig.from_channel(settings)
+    if cache is None:
+        return BlurbFormatter(blurb_config)
+    formatter = cache.get(blurb_config)
+    if formatter is None:
+        formatter = cache[blurb_config] = BlurbFormatter(blurb_config)
+    return formatter
+
+
+def make_renderer() -> Renderer:
+    cache: dict[BlurbConfig, BlurbFormatter] = {}
+
+    def render(views: Sequence[ItemView], settings: ChannelConfig, number: int | None) -> list[RenderedPost]:
+        formatter = formatter_for(settings, cache)
+        if settings.mode == "digest":
+            messages = formatter.format_digest(list(views), number)
+        elif settings.photo:
+            messages = [formatter.format_photo(view) for view in views]
+        else:
+            messages = [formatter.format_single(view) for view in views]
+        return [RenderedPost(m.html, m.photo, [int(i) for i in m.item_ids if i is not None]) for m in messages]
+
+    return render
