@@ -99,3 +99,6 @@ def sqlite_db(tmp_path: Path):
     database = open_database(f"sqlite:///{tmp_path / 'digest.db'}")
     yield database
     database.dispose()
+
+
+from tests.fakebotapi import fake_bot_api  # noqa: E402,F401  (the fixture, for every test module)
