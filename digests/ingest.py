@@ -216,6 +216,7 @@ class _Upserter:
             for item in session.scalars(select(Item).where(Item.fingerprint.in_(list(prints.values()))))
         } if prints else {}
         touched: list[Item] = []
+        fresh: list[tuple[str, Item]] = []
         seen_keys: set[str] = set()
         for parsed_item in parsed:
             key = parsed_item.key
@@ -250,12 +251,15 @@ class _Upserter:
             item = Item(fingerprint=fp, document_id=document.id, format=self.format,
                         created_at=self.now, updated_at=self.now)
             self._update(item, parsed_item)
-            session.add(item)
-            session.flush()
             items_by_print[fp] = item
-            session.add(ItemSource(item_id=item.id, document_id=document.id, key=key))
-            self.report.items_new += 1
-            touched.append(item)
+            fresh.append((key, item))
+        if fresh:
+            # one flush for every new item of the document: the ORM batches the INSERTs
+            session.add_all([item for _key, item in fresh])
+            session.flush()
+            session.add_all([ItemSource(item_id=item.id, document_id=document.id, key=key) for key, item in fresh])
+            self.report.items_new += len(fresh)
+            touched.extend(item for _key, item in fresh)
         for key, source in existing.items():
             if key not in seen_keys:
                 session.delete(source)

@@ -60,7 +60,7 @@ def item_views(session: Session, items: list[Item]) -> list[ItemView]:
     doc_ids = {item.document_id for item in items if item.document_id is not None}
     paths: dict[int, str] = {}
     if doc_ids:
-        paths = dict(session.execute(select(Document.id, Document.path).where(Document.id.in_(doc_ids))).tuples().all())
+        paths = dict(session.execute(select(Document.id, Document.path).where(Document.id.in_(doc_ids))).all())
     views = []
     for item in items:
         extra = latest.get(item.id)

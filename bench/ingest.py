@@ -1,0 +1,98 @@
+"""Ingest throughput on >= 10,000 documents made by varying the real ones, against a floor.
+
+The floor, measured in the same run: read every file and parse only its YAML front matter
+(PyYAML's C loader), the least any ingest must do. Prints documents/s, items/s and the ratio.
+
+    .venv/bin/python bench/ingest.py [--documents 10000] [--database-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from digests.ingest import ingest  # noqa: E402
+from digests.parsers._frontmatter import has_front_matter, split_front_matter  # noqa: E402
+from digests.store import open_database  # noqa: E402
+
+SHARED = ROOT.parent / "shared"
+_URL = re.compile(r"(https?://[^\s\)\]\"'<>\\]+)")
+
+
+def source_documents() -> list[tuple[str, str]]:
+    roots = [SHARED / "seeds", SHARED / "corpus", ROOT / "digests" / "sample_archive"]
+    docs = []
+    for root in roots:
+        if root.is_dir():
+            for path in sorted(root.rglob("*")):
+                if path.is_file():
+                    docs.append((path.suffix or ".txt", path.read_text(encoding="utf-8-sig")))
+    return docs
+
+
+def vary(text: str, n: int) -> str:
+    """Another document like text: every link made unique, the shape kept."""
+    text = _URL.sub(lambda m: f"{m.group(1)}{'&' if '?' in m.group(1) else '?'}v={n}", text)
+    return text
+
+
+def build_corpus(folder: Path, count: int) -> int:
+    docs = source_documents()
+    if not docs:
+        sys.exit("no source documents: ../shared and digests/sample_archive are both missing")
+    for n in range(count):
+        suffix, text = docs[n % len(docs)]
+        sub = folder / f"{n // 1000:03d}"
+        sub.mkdir(exist_ok=True)
+        (sub / f"doc{n:06d}{suffix}").write_text(vary(text, n), encoding="utf-8")
+    return len(docs)
+
+
+def floor(folder: Path) -> tuple[float, int]:
+    start = time.perf_counter()
+    count = 0
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            text = path.read_bytes().decode("utf-8")
+            if has_front_matter(text):
+                split_front_matter(text)
+            count += 1
+    return time.perf_counter() - start, count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--documents", type=int, default=10_000)
+    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "corpus"
+        folder.mkdir()
+        sources = build_corpus(folder, args.documents)
+        floor_seconds, count = floor(folder)
+        db = open_database(args.database_url or f"sqlite:///{Path(tmp) / 'bench.db'}")
+        start = time.perf_counter()
+        report = ingest(db, [folder])
+        seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        again = ingest(db, [folder])
+        rerun = time.perf_counter() - start
+        db.dispose()
+    items = report.items_new + report.items_duplicate
+    print(f"documents: {count} (varied from {sources} real ones), failed: {report.documents_failed}, "
+          f"items: {items}, database: {db.dialect}")
+    print(f"floor (read + front matter only): {count / floor_seconds:9.0f} documents/s")
+    print(f"full ingest:                      {count / seconds:9.0f} documents/s  {items / seconds:9.0f} items/s")
+    print(f"ratio floor/ingest:               {seconds / floor_seconds:9.2f}x  (target: within 4x, >= 1000 docs/s)")
+    print(f"re-ingest, all unchanged:         {again.documents_unchanged / rerun:9.0f} documents/s")
+
+
+if __name__ == "__main__":
+    main()

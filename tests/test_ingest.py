@@ -1,0 +1,249 @@
+"""Ingest: counts, incremental re-ingest, dedupe, archives, encodings and bad documents."""
+
+from __future__ import annotations
+
+import json
+import os
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+
+from bot.cli import main
+from digests.ingest import decode_document, ingest
+from digests.store.models import Document, Item, ItemSource
+
+SEED_COUNTS = {"000": 3, "001": 35, "002": 15, "003": 1, "004": 3}
+
+COLUMN = """---
+author: 硬核老王
+category: 硬核观察
+date: '2022-05-01 10:00:00'
+id: 99001
+permalink: /article-99001-1.html
+title: '硬核观察 #1 测试用的第一条新闻'
+tags: [开源]
+fromurl: ''
+islctt: false
+---
+
+### 测试用的第一条新闻
+
+这是第一条新闻的正文，提到了 [项目主页](https://example.org/alpha?utm_source=x)。
+
+> **[消息来源：示例日报](https://news.example.com/a)**
+
+> 老王点评：第一条的点评。
+
+### 测试用的第二条新闻
+
+第二条新闻的正文，链接到 [另一个站点](https://news.example.com/b)。
+
+> **[消息来源：示例周刊](https://news.example.com/b)**
+
+> 老王点评：第二条的点评。
+"""
+
+
+def _count(db, model) -> int:
+    with db.session() as session:
+        return session.scalar(select(func.count()).select_from(model)) or 0
+
+
+def _live_items(db) -> list[Item]:
+    with db.session() as session:
+        return list(session.scalars(select(Item).where(Item.removed.is_(False)).order_by(Item.id)))
+
+
+def test_seed_counts_and_rerun_unchanged(db, seeds_dir: Path) -> None:
+    report = ingest(db, [seeds_dir])
+    assert report.documents_failed == 0 and report.documents_new == 5
+    assert report.items_new == sum(SEED_COUNTS.values()) == 57
+    with db.session() as session:
+        per_doc = dict(session.execute(
+            select(Document.path, func.count(ItemSource.id)).join(ItemSource).group_by(Document.path)
+        ).all())
+    assert {Path(p).name[:3]: n for p, n in per_doc.items()} == SEED_COUNTS
+
+    again = ingest(db, [seeds_dir])
+    assert again.documents_unchanged == 5 and again.items_new == 0 and again.documents_updated == 0
+    assert len(_live_items(db)) == 57
+
+
+def test_corpus_ingests_without_failures(sqlite_db, corpus_dir: Path) -> None:
+    report = ingest(sqlite_db, [corpus_dir])
+    assert report.failures == []
+    assert report.documents_new == 111
+    for item in _live_items(sqlite_db):
+        assert item.title and item.url.startswith(("http://", "https://"))
+
+
+def test_changed_document_updates_in_place(sqlite_db, tmp_path: Path) -> None:
+    doc = tmp_path / "column.md"
+    doc.write_text(COLUMN, encoding="utf-8")
+    ingest(sqlite_db, [doc])
+    before = {item.title: item.id for item in _live_items(sqlite_db)}
+    assert set(before) == {"测试用的第一条新闻", "测试用的第二条新闻"}
+
+    doc.write_text(COLUMN.replace("第一条的点评", "改过的点评"), encoding="utf-8")
+    report = ingest(sqlite_db, [doc])
+    assert report.documents_updated == 1 and report.items_updated == 1 and report.items_new == 0
+    items = {item.title: item for item in _live_items(sqlite_db)}
+    assert items["测试用的第一条新闻"].id == before["测试用的第一条新闻"]
+    assert items["测试用的第一条新闻"].commentary == "改过的点评。"
+
+    # a section that disappears from the document is no longer offered
+    doc.write_text(COLUMN.split("### 测试用的第二条新闻")[0], encoding="utf-8")
+    report = ingest(sqlite_db, [doc])
+    assert report.items_removed == 1
+    assert [item.title for item in _live_items(sqlite_db)] == ["测试用的第一条新闻"]
+
+
+def test_cross_source_duplicate_is_stored_once(sqlite_db, tmp_path: Path) -> None:
+    tmp_path = tmp_path / "archive"
+    tmp_path.mkdir()
+    (tmp_path / "a.md").write_text(COLUMN, encoding="utf-8")
+    # the same story linked with tracking parameters and http:// in another document
+    other = COLUMN.replace("99001", "99002").replace("https://news.example.com/a", "http://www.news.example.com/a/?utm_medium=rss")
+    (tmp_path / "b.md").write_text(other, encoding="utf-8")
+    report = ingest(sqlite_db, [tmp_path])
+    assert report.items_new == 2 and report.items_duplicate == 2
+    assert len(_live_items(sqlite_db)) == 2
+    assert _count(sqlite_db, ItemSource) == 4  # every source remembered
+
+
+def test_archives_and_encodings(sqlite_db, tmp_path: Path) -> None:
+    with zipfile.ZipFile(tmp_path / "bundle.zip", "w") as zf:
+        zf.writestr("inner/column.md", COLUMN.encode("utf-8"))
+        zf.writestr("inner/gbk.md", COLUMN.replace("99001", "99003").replace("example.org/alpha", "example.org/gbk")
+                    .replace("news.example.com/a", "news.example.com/gbk").replace("news.example.com/b", "news.example.com/gbk2")
+                    .encode("gb18030"))
+    bom = tmp_path / "src"
+    bom.mkdir()
+    (bom / "bom.md").write_bytes(b"\xef\xbb\xbf" + COLUMN.replace("99001", "99004")
+                                 .replace("news.example.com/", "bom.example.com/").encode("utf-8"))
+    with tarfile.open(tmp_path / "bundle.tar.gz", "w:gz") as tf:
+        tf.add(bom / "bom.md", arcname="bom.md")
+    report = ingest(sqlite_db, [tmp_path / "bundle.zip", tmp_path / "bundle.tar.gz"])
+    assert report.failures == []
+    assert report.documents_new == 3
+    titles = [item.title for item in _live_items(sqlite_db)]
+    assert titles.count("测试用的第一条新闻") == 3  # three distinct stories sharing a title
+    with sqlite_db.session() as session:
+        paths = list(session.scalars(select(Document.path)))
+    assert any(p.endswith("bundle.zip!inner/gbk.md") for p in paths)
+
+
+def test_bad_documents_are_reported_and_the_rest_goes_on(sqlite_db, tmp_path: Path) -> None:
+    tmp_path = tmp_path / "archive"
+    tmp_path.mkdir()
+    (tmp_path / "good.md").write_text(COLUMN, encoding="utf-8")
+    (tmp_path / "broken_yaml.md").write_text("---\ntitle: [unclosed\ncategory: 硬核观察\npermalink: /article-1-1.html\n---\nbody",
+                                             encoding="utf-8")
+    (tmp_path / "broken.json").write_text('{"toInsertArticleList": [', encoding="utf-8")
+    (tmp_path / "junk.bin").write_bytes(bytes(range(256)) * 40)
+    (tmp_path / "unknown.txt").write_text("just some words, no format at all", encoding="utf-8")
+    huge = tmp_path / "huge.md"
+    with huge.open("wb") as fh:  # sparse: 200 MB on paper, nothing on disk
+        fh.truncate(200 * 1024 * 1024)
+    report = ingest(sqlite_db, [tmp_path], max_bytes=20 * 1024 * 1024)
+    reasons = {Path(path).name: reason for path, reason in report.failures}
+    assert set(reasons) == {"broken_yaml.md", "broken.json", "junk.bin", "unknown.txt", "huge.md"}
+    assert "YAML" in reasons["broken_yaml.md"]
+    assert "JSON" in reasons["broken.json"]
+    assert "binary" in reasons["junk.bin"]
+    assert "unknown format" in reasons["unknown.txt"]
+    assert "too large" in reasons["huge.md"] and "200.0 MB" in reasons["huge.md"]
+    assert report.items_new == 2
+    with sqlite_db.session() as session:
+        errors = dict(session.execute(select(Document.path, Document.error)).all())
+    assert errors[str(tmp_path / "good.md")] is None
+    assert "YAML" in errors[str(tmp_path / "broken_yaml.md")]
+
+
+def test_decode_document_gbk_and_bom() -> None:
+    text = "硬核观察：开源芯片"
+    assert decode_document(text.encode("gbk")) == text
+    assert decode_document(b"\xef\xbb\xbf" + text.encode()) == text
+    assert decode_document(text.encode("utf-16")) == text
+
+
+@pytest.fixture(scope="module")
+def fuzz_db(tmp_path_factory: pytest.TempPathFactory):
+    from digests.store import open_database
+
+    db = open_database(f"sqlite:///{tmp_path_factory.mktemp('fuzzdb') / 'f.db'}")
+    yield db
+    db.dispose()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=2000) | st.text(max_size=2000).map(lambda s: s.encode("utf-8")))
+def test_ingest_never_crashes_on_random_documents(tmp_path_factory: pytest.TempPathFactory, fuzz_db,
+                                                   data: bytes) -> None:
+    folder = tmp_path_factory.mktemp("fuzz")
+    (folder / "doc.md").write_bytes(data)
+    (folder / "mutated.md").write_bytes(COLUMN.encode()[: len(data) % len(COLUMN)] + data[:200])
+    report = ingest(fuzz_db, [folder])
+    assert report.documents_seen == 2
+    for path, reason in report.failures:
+        assert path.startswith(str(folder)) and reason
+
+
+def test_cli_ingest_json_and_items(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DIGESTBOT_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "column.md").write_text(COLUMN, encoding="utf-8")
+    (archive / "bad.json").write_text("{", encoding="utf-8")
+    assert main(["ingest", str(archive), "--json"]) == 1  # a failed document sets the exit code
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["documents"] == {"new": 1, "unchanged": 0, "updated": 0, "failed": 1, "without_items": 0}
+    assert summary["failures"][0]["path"].endswith("bad.json")
+
+    assert main(["items", "--json", "--limit", "5"]) == 0
+    items = json.loads(capsys.readouterr().out)
+    assert len(items) == 2
+    first = items[0]
+    for key in ("id", "document", "title", "url", "links", "summary", "commentary", "image", "source",
+                "published_at", "tags"):
+        assert key in first
+    assert first["document"].endswith("column.md")
+    assert first["url"] == "https://news.example.com/a"
+    assert first["commentary"] == "第一条的点评。"
+    assert first["published_at"] == "2022-05-01T10:00:00+08:00" or first["published_at"].startswith("2022-05-01T02:00:00")
+
+
+def test_cli_bad_config_names_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("channels:\n  - {name: main, chat_id: '@my_channel', schedule: ['61 9 * * *'], colour: red}\n",
+                      encoding="utf-8")
+    assert main(["--config", str(config), "items"]) == 2
+    err = capsys.readouterr().err
+    assert "channels[0:main].schedule" in err and "example" in err
+    assert "channels[0:main].colour: unknown key" in err
+    assert "Traceback" not in err
+
+
+def test_env_overrides_config(tmp_path: Path) -> None:
+    from digests.config import load_config
+
+    config = tmp_path / "config.yaml"
+    config.write_text("telegram: {token: 'from-file'}\ndatabase: {url: 'sqlite:///file.db'}\n", encoding="utf-8")
+    loaded = load_config(config, env={"DIGESTBOT_TOKEN": "1:env", "DIGESTBOT_DATABASE_URL": "sqlite:///env.db"})
+    assert loaded.token == "1:env" and loaded.database.url == "sqlite:///env.db"
+    assert "1:env" not in repr(loaded)  # the token is a secret
+
+
+def test_example_config_is_valid() -> None:
+    from digests.config import load_config
+
+    root = Path(__file__).resolve().parent.parent
+    config = load_config(root / "config.example.yaml", env={})
+    assert config.channels[0].name == "main"
+    assert os.path.basename(config.database.url) == "digest.db"
