@@ -20,7 +20,8 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 
 from bot.ratelimit import SendLimiter
 from digests import delivery
-from digests.channels import all_channels, set_paused, settings_of
+from digests.channels import all_channels, get_channel, set_paused, settings_of
+from digests.commentator import fill_missing_commentary, make_commentator
 from digests.config import Config
 from digests.render import make_renderer
 from digests.store.db import Database
@@ -76,6 +77,7 @@ class Publisher:
         self.concurrency = concurrency or config.publish.concurrency
         self.limiter = SendLimiter(config.limits.global_per_second, config.limits.channel_per_minute)
         self.render = make_renderer()
+        self.commentator = make_commentator(config.commentator)
         self.hold_until: datetime | None = None  # after a 429 nothing is sent before this
         self.stats = PublishStats()
         self._channels: dict[int, Channel] = {}
@@ -85,6 +87,8 @@ class Publisher:
     async def run_slot(self, channel_name: str, *, slot_at: datetime | None = None,
                        now: datetime | None = None) -> list[Post]:
         """Plan one slot of a channel and send what it planned (and anything else due)."""
+        if self.commentator is not None:
+            await asyncio.to_thread(self._draft_commentary, channel_name)
         posts = await asyncio.to_thread(
             delivery.plan_slot, self.db, channel_name, self.render, now=now, slot_at=slot_at,
             dry_run=self.dry_run,
@@ -108,6 +112,14 @@ class Publisher:
             for post in posts:
                 self.echo(channel_name, post)
         return posts
+
+    def _draft_commentary(self, channel_name: str) -> None:
+        """Let the commentator plugin fill in commentary for the slot's items before they are formatted."""
+        assert self.commentator is not None
+        with self.db.session() as session:
+            channel = get_channel(session, channel_name)
+            ids = [item.id for item in delivery.due_items(session, channel)]
+        fill_missing_commentary(self.db, self.commentator, ids)
 
     # -- sending -----------------------------------------------------------------------------
 

@@ -122,6 +122,8 @@ def due_items(session: Session, channel: Channel, *, limit: int | None = None,
         picked_ids = {item.id for item in picked}
         for item in batch:
             if item.id in picked_ids:
+                if not blocked:
+                    low_water = (item.sort_at, item.id)  # delivered in this very transaction
                 continue
             rules_only = next_due_items([item], settings.model_copy(update={"commentary_policy": "publish"}),
                                         delivered=set(), with_commentary=set(), backlog_from=channel.backlog_from,
