@@ -286,15 +286,17 @@ def cmd_demo(ctx: Context) -> int:
     archive = workdir / "archive"
     if archive.exists():
         shutil.rmtree(archive)
+    for stale in workdir.glob("demo.db*"):  # every demo starts from an empty database
+        stale.unlink()
     shutil.copytree(SAMPLE_ARCHIVE, archive)
     config = config_from_mapping({
         "database": {"url": f"sqlite:///{workdir / 'demo.db'}"},
         "archive": {"paths": [str(archive)]},
         "channels": [
             {"name": "column", "chat_id": "@hardcore_demo", "schedule": ["0 9,18 * * *"], "mode": "digest",
-             "per_slot": 4},
-            {"name": "single", "chat_id": "-1001234567890", "schedule": ["every 2h"], "per_slot": 2,
-             "select": {"order": "newest"}},
+             "per_slot": 3, "select": {"categories": ["硬核观察"]}},
+            {"name": "single", "chat_id": "-1001234567890", "schedule": ["every 2h"], "per_slot": 3,
+             "select": {"order": "newest", "formats": ["feed", "rssjson", "newsletter", "jekyll"]}},
         ],
     }, source="demo")
     ctx.config = config
