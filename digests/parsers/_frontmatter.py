@@ -42,6 +42,9 @@ def split_front_matter(text: str) -> tuple[dict[str, Any], str]:
         where = f" at line {mark.line + 2}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ParseError(f"broken YAML front matter{where}: {problem}") from None
+    except (ValueError, OverflowError, UnicodeError, RecursionError) as exc:
+        # PyYAML's constructors raise these for values like `date: 2020-13-45` or `!!int 0x`
+        raise ParseError(f"broken YAML front matter: {exc.__class__.__name__}: {exc}") from None
     if meta is None:
         meta = {}
     if not isinstance(meta, dict):

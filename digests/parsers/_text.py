@@ -1,0 +1,260 @@
+"""Text helpers shared by the format parsers: HTML and inline Markdown to clean text, URLs, keys."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from urllib.parse import parse_qs, urlsplit
+
+from bs4 import BeautifulSoup, NavigableString, Tag
+from bs4.element import Comment, Declaration, Doctype, ProcessingInstruction
+
+try:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    SHANGHAI: tzinfo = ZoneInfo("Asia/Shanghai")
+except (ImportError, ZoneInfoNotFoundError):  # pragma: no cover - no tz database installed
+    # China has kept UTC+8 without DST since 1991, so a fixed offset is exact for this archive.
+    SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
+
+SUMMARY_LIMIT = 2000
+
+_SPACES = re.compile(r"[ \t\r\n\f\v\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
+_INVISIBLE = re.compile(r"[\u200b-\u200d\u2060\ufeff]")
+_URL = re.compile(r"https?://[^\s<>\"'`\u3000-\u303f\uff01-\uff5e]+", re.IGNORECASE)
+# Scheme, optional user info, a host (name or [IPv6]), optional port, then anything but whitespace.
+_HTTP_URL = re.compile(
+    r"https?://(?:[^\s/?#@\[\]]*@)?(\[[0-9A-Fa-f:.]+\]|[^\s/?#@:\[\]\\]+)(?::\d*)?(?:[/?#][^\s\u3000]*)?\Z",
+    re.IGNORECASE,
+)
+_URL_TRAILING = ".,;:!?)]}'\"*_~"
+
+_MD_IMAGE = re.compile(r"!\[[^\]\n]*\]\([^)\n]*\)")
+_MD_LINK = re.compile(r"\[([^\]\n]*)\]\((?:[^()\s]|\([^()\s]*\))*(?:\s+\"[^\"\n]*\")?\)")
+_MD_REF_LINK = re.compile(r"\[([^\]\n]+)\]\[[^\]\n]*\]")
+_MD_AUTOLINK = re.compile(r"<((?:https?|mailto):[^>\s]+)>", re.IGNORECASE)
+_HTML_TAG = re.compile(r"</?[A-Za-z][^<>]*>|<!--.*?-->", re.DOTALL)
+_STRONG = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
+_EMPHASIS = re.compile(r"\*(?=[^\s*])([^*\n]+?)(?<=[^\s*])\*")
+_STRIKE = re.compile(r"~~(?=\S)(.+?)(?<=\S)~~")
+_CODE = re.compile(r"`+([^`\n]*?)`+")
+_KRAMDOWN_ATTR = re.compile(r"\{:[^}\n]*\}")
+_LIQUID = re.compile(r"\{%.*?%\}|\{\{.*?\}\}")
+_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|~<>])")
+
+_TRACKER_HOSTS = ("jintiankansha.me", "feedburner.com", "feedsportal.com", "pixel.wp.com",
+                  "stats.wordpress.com", "google-analytics.com", "doubleclick.net",
+                  "pixel.quantserve.com", "scorecardresearch.com")
+_TRACKER_PATH = re.compile(r"/(?:rss_static|pixel|tracking|beacon)(?:/|\.|$)|/~r/", re.IGNORECASE)
+_SKIPPED_TAGS = frozenset({"script", "style", "noscript", "template", "iframe", "object", "svg",
+                           "head", "title", "meta", "link", "button", "select", "textarea"})
+_BLOCK_TAGS = frozenset({"p", "div", "section", "article", "header", "footer", "aside", "main",
+                         "nav", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "dl", "dt", "dd",
+                         "blockquote", "pre", "table", "tr", "hr", "figure", "figcaption",
+                         "center", "address", "fieldset", "form", "body", "html"})
+_CELL_TAGS = frozenset({"td", "th"})
+_BLOCK_END = object()
+
+
+def clean_line(text: str) -> str:
+    """One line of text: invisible characters removed, runs of whitespace made one space."""
+    return " ".join(_INVISIBLE.sub("", text).split())
+
+
+def clean_lines(lines: Iterable[str]) -> str:
+    """Lines cleaned one by one, empty ones dropped, joined by newlines."""
+    kept = (clean_line(line) for line in lines)
+    return "\n".join(line for line in kept if line)
+
+
+def clip(text: str, limit: int = SUMMARY_LIMIT) -> str:
+    """``text`` cut to at most ``limit`` characters, at a sentence end when one is near."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    end = max(cut.rfind(mark) for mark in ("。", "！", "？", "；", "!", "?", ". ", "\n"))
+    if end >= limit // 2:
+        return cut[:end + 1].rstrip()
+    return cut[:limit - 1].rstrip() + "…"
+
+
+def markdown_inline_text(text: str) -> str:
+    """Inline Markdown (and stray inline HTML) reduced to its visible text on one line."""
+    if "{" in text:
+        text = _LIQUID.sub("", _KRAMDOWN_ATTR.sub("", text))
+    if "!" in text:
+        text = _MD_IMAGE.sub("", text)
+    if "[" in text:
+        text = _MD_LINK.sub(r"\1", text)
+        text = _MD_REF_LINK.sub(r"\1", text)
+    if "<" in text:
+        text = _MD_AUTOLINK.sub(r"\1", text)
+        text = _HTML_TAG.sub("", text)
+    if "`" in text:
+        text = _CODE.sub(r"\1", text)
+    if "*" in text or "__" in text:
+        text = _STRONG.sub(r"\2", text)
+        text = _EMPHASIS.sub(r"\1", text)
+    if "~~" in text:
+        text = _STRIKE.sub(r"\1", text)
+    if "\\" in text:
+        text = _ESCAPE.sub(r"\1", text)
+    if "&" in text:
+        text = html.unescape(text)
+    return clean_line(text)
+
+
+def is_http_url(url: str) -> bool:
+    """True for an absolute http(s) URL with a host and no whitespace."""
+    return bool(_HTTP_URL.match(url)) and not _INVISIBLE.search(url)
+
+
+def host_of(url: str) -> str:
+    """The URL's host, lower-cased, without a leading ``www.`` ("" when there is none)."""
+    match = _HTTP_URL.match(url)
+    host = match.group(1).strip("[]").lower() if match else ""
+    return host[4:] if host.startswith("www.") else host
+
+
+def unwrap_redirect(url: str) -> str:
+    """The target of a known click-through redirector (link.zhihu.com/?target=...), else ``url``."""
+    if "link.zhihu.com" not in url:
+        return url
+    try:
+        parts = urlsplit(url)
+        target = parse_qs(parts.query).get("target", [""])[0]
+    except ValueError:
+        return url
+    return target if parts.hostname == "link.zhihu.com" and is_http_url(target) else url
+
+
+def find_urls(text: str) -> list[str]:
+    """Bare http(s) URLs in running text, trailing punctuation trimmed, in order."""
+    if "http" not in text and "HTTP" not in text:
+        return []
+    urls = []
+    for match in _URL.finditer(text):
+        url = match.group(0).rstrip(_URL_TRAILING)
+        if is_http_url(url):
+            urls.append(url)
+    return urls
+
+
+def unique(values: Iterable[str]) -> list[str]:
+    """Values in first-seen order, duplicates and empty strings dropped."""
+    return list(dict.fromkeys(value for value in values if value))
+
+
+def stable_key(*parts: str) -> str:
+    """A short digest of ``parts``: the same inputs give the same key on every run."""
+    return hashlib.sha1("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+class KeyMaker:
+    """Keys from item URLs, made unique within one document by a ``-N`` suffix on repeats."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, int] = {}
+
+    def __call__(self, identity: str) -> str:
+        key = stable_key(identity)
+        count = self._seen.get(key, 0) + 1
+        self._seen[key] = count
+        return key if count == 1 else f"{key}-{count}"
+
+
+def midnight_in_shanghai(day: date) -> datetime:
+    """00:00 of ``day`` in Asia/Shanghai, the archive's home timezone."""
+    return datetime.combine(day, time(), tzinfo=SHANGHAI)
+
+
+def is_tracking_image(src: str, width: str = "", height: str = "", style: str = "") -> bool:
+    """True for 1x1 pixels and images served by known tracker hosts."""
+    if width.strip().removesuffix("px") in ("0", "1") or height.strip().removesuffix("px") in ("0", "1"):
+        return True
+    compact = style.replace(" ", "").lower()
+    if "width:1px" in compact or "height:1px" in compact or "display:none" in compact:
+        return True
+    try:
+        parts = urlsplit(src)
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        return True
+    if any(host == tracker or host.endswith("." + tracker) for tracker in _TRACKER_HOSTS):
+        return "src=" not in parts.query  # an image proxy (get?src=...) is not a tracker
+    return bool(_TRACKER_PATH.search(parts.path))
+
+
+@dataclass(slots=True)
+class HtmlText:
+    """What a fragment of HTML shows: its text, its anchors (href, text) and its images."""
+
+    text: str
+    anchors: list[tuple[str, str]] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)
+
+
+def html_text(fragment: str) -> HtmlText:
+    """Visible text of an HTML fragment, one block per line; scripts, styles, trackers dropped."""
+    if "<" not in fragment:  # plain text, perhaps with entities: no tree needed
+        return HtmlText(clean_lines(html.unescape(fragment).splitlines()))
+    soup = BeautifulSoup(fragment, "lxml")
+    out: list[str] = []
+    anchors: list[tuple[str, str]] = []
+    images: list[str] = []
+    stack: list[object] = [soup]
+    # An explicit stack instead of recursion: real WeChat HTML nests sections dozens deep.
+    while stack:
+        node = stack.pop()
+        if node is _BLOCK_END:
+            out.append("\n")
+            continue
+        if isinstance(node, tuple):  # end of an <a>: its text is what was emitted since it opened
+            href, start = node
+            anchors.append((href, clean_line("".join(out[start:]))))
+            continue
+        if isinstance(node, NavigableString):
+            if not isinstance(node, (Comment, Declaration, Doctype, ProcessingInstruction)):
+                out.append(_SPACES.sub(" ", str(node)))
+            continue
+        if not isinstance(node, Tag):
+            continue
+        name = node.name
+        if name in _SKIPPED_TAGS:
+            continue
+        if name == "br":
+            out.append("\n")
+            continue
+        if name == "img":
+            src = _attr(node, "src") or _attr(node, "data-src")
+            if is_http_url(src) and not is_tracking_image(
+                    src, _attr(node, "width"), _attr(node, "height"), _attr(node, "style")):
+                images.append(src)
+            continue
+        if name == "a":
+            href = _attr(node, "href").strip()
+            if is_http_url(href):
+                stack.append((href, len(out)))
+        elif name == "li":
+            out.append("\n• ")
+            stack.append(_BLOCK_END)
+        elif name in _BLOCK_TAGS:
+            out.append("\n")
+            stack.append(_BLOCK_END)
+        elif name in _CELL_TAGS:
+            out.append(" ")
+        stack.extend(reversed(node.contents))
+    lines = "".join(out).split("\n")
+    text = clean_lines(line for line in lines if line.strip() not in ("•", ""))
+    return HtmlText(text, anchors, unique(images))
+
+
+def _attr(tag: Tag, name: str) -> str:
+    value = tag.get(name)
+    if isinstance(value, list):
+        return " ".join(value)
+    return value or ""
