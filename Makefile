@@ -17,7 +17,7 @@ demo: $(BIN)/.installed
 # The browser test needs Debian's chromium; install it when we can (root), else that test skips.
 test: $(BIN)/.installed
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
-	  (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || \
+	  (apt-get update -qq && apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null) || \
 	  echo "chromium not installed: the preview browser test will be skipped"; }
 	$(BIN)/python -m pytest -q
 

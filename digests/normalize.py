@@ -16,6 +16,7 @@ _TRACKING = re.compile(
     r"fbclid|gclid|yclid|mc_cid|mc_eid|ref|ref_src|source|feature|s_r|xtrack|_hsenc|_hsmi)$",
     re.IGNORECASE,
 )
+COLUMN_CATEGORY = "硬核观察"
 _WECHAT_ARTICLE = re.compile(r"^/s/([A-Za-z0-9_\-]+)/?$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b\u200e\u200f\ufeff]")
 _SPACES = re.compile(r"[ \t\u00a0\u3000]+")
@@ -95,5 +96,9 @@ def normalise_item(item: ParsedItem) -> ParsedItem:
         tag = clean_line(str(tag))
         if tag and tag not in tags:
             tags.append(tag)
+    if item.category == COLUMN_CATEGORY and tags:
+        # a 硬核观察 post's tags describe the whole post: keep those this item is about
+        text = f"{item.title}\n{item.summary}".lower()
+        tags = [tag for tag in tags if tag.lower() in text]
     item.tags = tags
     return item
