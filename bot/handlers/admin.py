@@ -1,0 +1,425 @@
+"""Admin commands: channels and their schedules, the queue, posting, commentary, uncertain posts, stats, ingest.
+
+Every change goes to the database first (the database is what runs, across restarts), is applied to
+the running JobQueue at once, and lands in the audit log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+from collections.abc import Sequence
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.constants import ParseMode
+
+from bot import scheduler
+from bot.handlers.common import (
+    Context,
+    actor_of,
+    admin_only,
+    config_of,
+    day_of,
+    db_of,
+    in_session,
+    link,
+    post_url,
+    reply,
+)
+from bot.publisher import html_to_plain
+from digests import admin_queries
+from digests.admin_queries import ChannelSummary
+from digests.channels import set_paused, set_schedule
+from digests.config import ChannelConfig
+from digests.delivery import resolve_post, skip_item
+from digests.errors import NotFoundError
+from digests.ingest import IngestReport, ingest
+from digests.queries import add_commentary, audit
+from digests.store.models import PENDING, SENDING
+
+USAGE = {
+    "channels": "Usage: /channels",
+    "schedule": ("Usage: /schedule CHANNEL [set CRON]\n"
+                 "Examples: /schedule main set 0 9 * * *\n"
+                 "          /schedule main set 0 9 * * *; 30 18 * * 1-5\n"
+                 "          /schedule main set every 2h"),
+    "pause": "Usage: /pause CHANNEL [REASON]",
+    "resume": "Usage: /resume CHANNEL",
+    "queue": "Usage: /queue CHANNEL",
+    "skip": "Usage: /skip [CHANNEL] ITEM (CHANNEL may be left out when there is only one)",
+    "postnow": "Usage: /postnow CHANNEL [ITEM...]",
+    "comment": "Usage: /comment ITEM TEXT",
+    "uncertain": "Usage: /uncertain",
+    "stats": "Usage: /stats",
+    "ingest": "Usage: /ingest",
+}
+RESOLVE_ACTIONS = {"confirm": "confirmed as sent", "resend": "queued to be sent again", "drop": "dropped"}
+UNCERTAIN_SHOWN = 10
+POSTNOW_WAIT = 10.0  # seconds /postnow waits to report how its posts went
+
+
+async def _usage(update: Update, command: str, problem: str | None = None) -> None:
+    text = html.escape(USAGE[command])
+    await reply(update, f"{html.escape(problem)}\n{text}" if problem else text)
+
+
+def _when(moment: datetime | None, timezone: str) -> str:
+    if moment is None:
+        return "—"
+    return moment.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _next_runs(context: Context, name: str, settings: ChannelConfig) -> list[str]:
+    """When each schedule entry fires next, as the running JobQueue has it."""
+    runs = []
+    job_queue = context.job_queue
+    for index, _entry in enumerate(settings.schedule):
+        jobs = job_queue.get_jobs_by_name(scheduler.slot_job_id(name, index)) if job_queue else ()
+        runs.append(_when(jobs[0].next_t, settings.timezone) if jobs else "not scheduled")
+    return runs
+
+
+def _schedule_html(context: Context, name: str, settings: ChannelConfig, paused: bool) -> str:
+    lines = [f"<b>{html.escape(name)}</b> · {html.escape(settings.timezone)}"
+             + (" · <b>paused</b>" if paused else "")]
+    for entry, run in zip(settings.schedule, _next_runs(context, name, settings), strict=True):
+        lines.append(f"• <code>{html.escape(entry)}</code> — next {html.escape(run)}")
+    return "\n".join(lines)
+
+
+def _summary_html(summary: ChannelSummary) -> str:
+    state = f"paused ({html.escape(summary.paused_reason or '')})" if summary.paused else "active"
+    last = "never"
+    if summary.last_post is not None:
+        url = post_url(summary.last_post.chat_id, summary.last_post.message_id)
+        when = _when(summary.last_sent_at, summary.timezone)
+        last = link(url, when) if url else html.escape(when)
+    return (f"<b>{html.escape(summary.name)}</b> → <code>{html.escape(summary.chat_id)}</code> · {state}\n"
+            f"schedule: <code>{html.escape('; '.join(summary.schedule))}</code> ({html.escape(summary.timezone)})"
+            f" · {summary.mode}, {summary.per_slot} per slot\n"
+            f"waiting: {summary.waiting} · sent: {summary.sent} · last post: {last}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Channels and schedules
+
+
+@admin_only
+async def channels(update: Update, context: Context) -> None:
+    """/channels: every channel, its schedule, queue and last post."""
+    if context.args:
+        await _usage(update, "channels")
+        return
+    summaries = await in_session(context, admin_queries.channel_summaries)
+    if not summaries:
+        await reply(update, "No channels are configured (config.yaml: channels).")
+        return
+    await reply(update, "\n\n".join(_summary_html(s) for s in summaries))
+
+
+@admin_only
+async def schedule(update: Update, context: Context) -> None:
+    """/schedule CHANNEL [set CRON; CRON...]: show or replace a channel's schedule, effective at once."""
+    args = context.args or []
+    if len(args) == 1:
+        try:
+            settings, paused, _ = await in_session(context, admin_queries.channel_settings, args[0])
+        except NotFoundError as exc:
+            await _usage(update, "schedule", str(exc))
+            return
+        await reply(update, _schedule_html(context, args[0], settings, paused))
+        return
+    if len(args) < 3 or args[1].lower() != "set":
+        await _usage(update, "schedule")
+        return
+    name = args[0]
+    entries = [entry.strip() for entry in " ".join(args[2:]).split(";") if entry.strip()]
+    try:
+        settings = await in_session(context, set_schedule, name, entries, actor=actor_of(update))
+    except NotFoundError as exc:
+        await _usage(update, "schedule", str(exc))
+        return
+    except ValueError as exc:
+        await _usage(update, "schedule", f"Schedule not changed: {exc}")
+        return
+    assert context.job_queue is not None
+    scheduler.schedule_channel(context.job_queue, name, settings,
+                               misfire_grace=config_of(context).publish.misfire_grace_seconds)
+    _, paused, _ = await in_session(context, admin_queries.channel_settings, name)
+    await reply(update, "Schedule saved and in effect:\n" + _schedule_html(context, name, settings, paused))
+
+
+async def _set_paused(update: Update, context: Context, command: str, paused: bool) -> None:
+    args = context.args or []
+    if not args or (not paused and len(args) != 1):
+        await _usage(update, command)
+        return
+    name, actor = args[0], actor_of(update)
+    reason = " ".join(args[1:]) or f"paused by {actor}"
+    try:
+        await in_session(context, set_paused, name, paused, actor=actor, reason=reason if paused else None)
+    except NotFoundError as exc:
+        await _usage(update, command, str(exc))
+        return
+    if paused:
+        await reply(update, f"<b>{html.escape(name)}</b> is paused: nothing is posted until "
+                            f"/resume {html.escape(name)}")
+    else:
+        await reply(update, f"<b>{html.escape(name)}</b> is posting again; planned posts go out within seconds.")
+
+
+@admin_only
+async def pause(update: Update, context: Context) -> None:
+    """/pause CHANNEL [REASON]: stop posting to a channel (kept across restarts)."""
+    await _set_paused(update, context, "pause", True)
+
+
+@admin_only
+async def resume(update: Update, context: Context) -> None:
+    """/resume CHANNEL: post to a paused channel again."""
+    await _set_paused(update, context, "resume", False)
+
+
+# ---------------------------------------------------------------------------------------------
+# The queue: preview, skip, post now
+
+
+@admin_only
+async def queue(update: Update, context: Context) -> None:
+    """/queue CHANNEL: the next items and the next slot's posts as they would look."""
+    args = context.args or []
+    if len(args) != 1:
+        await _usage(update, "queue")
+        return
+    try:
+        preview = await in_session(context, admin_queries.queue_preview, args[0])
+    except NotFoundError as exc:
+        await _usage(update, "queue", str(exc))
+        return
+    head = f"<b>Queue of {html.escape(preview.channel)}</b>" + (" (paused)" if preview.paused else "")
+    lines = [head]
+    if preview.planned:
+        lines.append(f"{preview.planned} planned post(s) waiting to be sent.")
+    if not preview.upcoming:
+        lines.append("Nothing is due: every eligible item has been posted.")
+        await reply(update, "\n".join(lines))
+        return
+    lines.append("Next items:")
+    for view in preview.upcoming:
+        lines.append(f"• ID {view.id} · {day_of(view.published_at)} · {html.escape(view.title)}")
+    lines.append(f"\nThe next slot would post {len(preview.next_posts)} message(s); previews follow.")
+    await reply(update, "\n".join(lines))
+    for post in preview.next_posts:
+        await reply(update, post.html)
+
+
+def skip_target(args: Sequence[str], channel_names: Sequence[str]) -> tuple[str, int] | str:
+    """(channel, item) from /skip's arguments, or why they do not name one."""
+    if len(args) == 2 and args[1].isdigit():
+        return args[0], int(args[1])
+    if len(args) == 1 and args[0].isdigit():
+        if len(channel_names) == 1:
+            return channel_names[0], int(args[0])
+        return f"Which channel? There are several: {', '.join(channel_names) or 'none'}."
+    return ""
+
+
+@admin_only
+async def skip(update: Update, context: Context) -> None:
+    """/skip [CHANNEL] ITEM: never post that item to the channel."""
+    names = await in_session(context, admin_queries.channel_names)
+    target = skip_target(context.args or [], names)
+    if isinstance(target, str):
+        await _usage(update, "skip", target or None)
+        return
+    name, item_id = target
+    try:
+        await asyncio.to_thread(skip_item, db_of(context), name, item_id, actor=actor_of(update))
+    except (NotFoundError, ValueError) as exc:
+        await reply(update, html.escape(str(exc)))
+        return
+    await reply(update, f"Item {item_id} will not be posted to <b>{html.escape(name)}</b>.")
+
+
+async def _outcomes(context: Context, post_ids: list[int]) -> dict[int, tuple[str, str]]:
+    """The posts' states once none is still queued or in flight (the drain job may hold one), or at the deadline."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + POSTNOW_WAIT
+    while True:
+        states = await in_session(context, admin_queries.posts_by_id, post_ids)
+        if all(state not in (PENDING, SENDING) for state, _ in states.values()) or loop.time() > deadline:
+            return states
+        await asyncio.sleep(0.1)
+
+
+@admin_only
+async def postnow(update: Update, context: Context) -> None:
+    """/postnow CHANNEL [ITEM...]: post the given items (or the next due ones) at once."""
+    args = context.args or []
+    if not args or not all(a.isdigit() for a in args[1:]):
+        await _usage(update, "postnow")
+        return
+    name, item_ids = args[0], [int(a) for a in args[1:]]
+    actor = actor_of(update)
+    try:
+        paused = await in_session(context, admin_queries.check_post_targets, name, item_ids)
+    except NotFoundError as exc:
+        await _usage(update, "postnow", str(exc))
+        return
+    if paused:
+        await reply(update, f"<b>{html.escape(name)}</b> is paused; /resume {html.escape(name)} first.")
+        return
+    posts = await context.bot_data["publisher"].post_now(name, item_ids or None)
+    post_ids = [post.id for post in posts]
+    await in_session(context, audit, actor, "postnow", f"channel:{name}",
+                     {"items": item_ids, "posts": post_ids})
+    if not posts:
+        why = (f"item(s) {', '.join(map(str, item_ids))} were already posted to (or skipped in) {name}"
+               if item_ids else f"nothing is due for {name}")
+        await reply(update, f"Nothing posted: {html.escape(why)}.")
+        return
+    states = await _outcomes(context, post_ids)
+    lines = [f"Posted to <b>{html.escape(name)}</b>:"]
+    for post in posts:
+        state = states.get(post.id, ("?", name))[0]
+        lines.append(f"• post {post.id} (items {', '.join(map(str, post.item_ids))}): {html.escape(state)}")
+    await reply(update, "\n".join(lines))
+
+
+@admin_only
+async def comment(update: Update, context: Context) -> None:
+    """/comment ITEM TEXT: the editor's commentary, shown by the item's next post."""
+    args = context.args or []
+    if len(args) < 2 or not args[0].isdigit():
+        await _usage(update, "comment")
+        return
+    item_id, text = int(args[0]), " ".join(args[1:])
+    try:
+        await in_session(context, add_commentary, item_id, text, author=actor_of(update))
+    except (NotFoundError, ValueError) as exc:
+        await _usage(update, "comment", str(exc))
+        return
+    await reply(update, f"Commentary saved for item {item_id}; its next post shows it.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Uncertain and failed posts
+
+
+def _resolve_markup(post_id: int) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[
+        InlineKeyboardButton("✅ confirm sent", callback_data=f"u:confirm:{post_id}"),
+        InlineKeyboardButton("🔁 resend", callback_data=f"u:resend:{post_id}"),
+        InlineKeyboardButton("🗑 drop", callback_data=f"u:drop:{post_id}"),
+    ]])
+
+
+@admin_only
+async def uncertain(update: Update, context: Context) -> None:
+    """/uncertain: posts that may or may not have been sent, or failed, each with its buttons."""
+    if context.args:
+        await _usage(update, "uncertain")
+        return
+    posts, total = await in_session(context, admin_queries.problem_posts, limit=UNCERTAIN_SHOWN)
+    if not posts:
+        await reply(update, "No uncertain or failed posts.")
+        return
+    for post in posts:
+        preview = html_to_plain(post.html)
+        preview = preview if len(preview) <= 300 else preview[:300] + "…"
+        text = (f"<b>Post {post.id}</b> · {html.escape(post.channel)} · {post.state} · attempts {post.attempts}\n"
+                f"items: {', '.join(map(str, post.item_ids))}\n"
+                f"error: {html.escape(post.error or '—')}\n"
+                f"<blockquote>{html.escape(preview)}</blockquote>")
+        await reply(update, text, markup=_resolve_markup(post.id))
+    if total > len(posts):
+        await reply(update, f"…and {total - len(posts)} more: resolve these, then /uncertain again.")
+
+
+@admin_only
+async def resolve(update: Update, context: Context) -> None:
+    """A confirm/resend/drop button under an /uncertain post."""
+    callback = update.callback_query
+    assert callback is not None and callback.data is not None
+    _, action, post_id = (callback.data.split(":") + ["", ""])[:3]
+    if action not in RESOLVE_ACTIONS or not post_id.isdigit():
+        await callback.answer("Unknown button.", show_alert=True)
+        return
+    actor = actor_of(update)
+    try:
+        await asyncio.to_thread(resolve_post, db_of(context), int(post_id), action=action, actor=actor)
+        outcome = f"Post {post_id} {RESOLVE_ACTIONS[action]} by {actor}."
+    except NotFoundError:
+        outcome = f"Post {post_id} was already resolved."
+    message = callback.message
+    if isinstance(message, Message) and message.text is not None:
+        await callback.edit_message_text(f"{message.text_html}\n\n→ {html.escape(outcome)}",
+                                         parse_mode=ParseMode.HTML, reply_markup=None)
+    await callback.answer(outcome)
+
+
+# ---------------------------------------------------------------------------------------------
+# Stats and ingest
+
+
+@admin_only
+async def stats(update: Update, context: Context) -> None:
+    """/stats: items, posts by state, 429s received and each channel's last post."""
+    if context.args:
+        await _usage(update, "stats")
+        return
+    totals = await in_session(context, admin_queries.delivery_stats)
+    lines = [
+        "<b>Stats</b>",
+        f"items: {totals.items}",
+        f"posts sent: {totals.sent} · pending: {totals.waiting} · failed: {totals.failed}"
+        f" · uncertain: {totals.uncertain}",
+        f"429s received: {totals.flood_waits}",
+        "last post per channel:",
+    ]
+    for summary in totals.channels:
+        last = "never"
+        if summary.last_post is not None:
+            when = _when(summary.last_sent_at, summary.timezone)
+            url = post_url(summary.last_post.chat_id, summary.last_post.message_id)
+            last = link(url, when) if url else html.escape(when)
+        lines.append(f"• {html.escape(summary.name)}: {last}")
+    await reply(update, "\n".join(lines))
+
+
+def _ingest_summary(report: IngestReport) -> str:
+    lines = [
+        "<b>Ingest done</b>",
+        f"documents: {report.documents_new} new, {report.documents_updated} updated, "
+        f"{report.documents_unchanged} unchanged, {report.documents_failed} failed",
+        f"items: {report.items_new} new, {report.items_updated} updated, {report.items_unchanged} unchanged, "
+        f"{report.items_duplicate} duplicate, {report.items_removed} removed",
+    ]
+    for path, reason in report.failures[:5]:
+        lines.append(f"• failed {html.escape(path)}: {html.escape(reason)}")
+    if len(report.failures) > 5:
+        lines.append(f"…and {len(report.failures) - 5} more failures (see the log)")
+    return "\n".join(lines)
+
+
+@admin_only
+async def ingest_command(update: Update, context: Context) -> None:
+    """/ingest: read archive.paths into the database now and report what changed."""
+    if context.args:
+        await _usage(update, "ingest")
+        return
+    lock: asyncio.Lock = context.bot_data.setdefault("ingest_lock", asyncio.Lock())
+    if lock.locked():
+        await reply(update, "An ingest is already running; its summary follows when it ends.")
+        return
+    config = config_of(context)
+    async with lock:
+        await reply(update, f"Ingesting {html.escape(', '.join(config.archive.paths))} …")
+        report = await asyncio.to_thread(ingest, db_of(context), config.archive.paths,
+                                         max_bytes=config.archive.max_document_bytes)
+        summary = report.as_dict()
+        await in_session(context, audit, actor_of(update), "ingest", "archive",
+                         {"documents": summary["documents"], "items": summary["items"]})
+    await reply(update, _ingest_summary(report))

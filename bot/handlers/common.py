@@ -1,0 +1,221 @@
+"""What subscriber and admin handlers share: database calls, replies, links, the admin gate, the error handler."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import html
+import logging
+import re
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import datetime
+from typing import Any, Concatenate, ParamSpec, TypeVar
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+from telegram import InlineKeyboardMarkup, LinkPreviewOptions, Message, Update
+from telegram.error import TelegramError
+from telegram.ext import ContextTypes
+
+from bot.app import notify_admins
+from digests.admin_queries import Listing, PostRef
+from digests.config import Config
+from digests.queries import ItemView
+from digests.store.db import Database
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+Context = ContextTypes.DEFAULT_TYPE
+Handler = Callable[[Update, Context], Coroutine[Any, Any, None]]
+
+# The archive is linux.cn's: dates read as its readers see them.
+DISPLAY_TZ = ZoneInfo("Asia/Shanghai")
+NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+NOTHING_FOUND = "没有找到 / nothing found"
+REFUSAL = "抱歉，这个命令只对管理员开放。/ Sorry, this command is for the channel's admins."
+APOLOGY = "抱歉，出了点问题，管理员已收到通知。/ Sorry, something went wrong; the admins have been told."
+ERROR_REPEAT_WINDOW = 300.0  # seconds in which the same error is told to the admins only once
+
+# (command, description) in menu order; bot.handlers maps each to its handler.
+PUBLIC_MENU: tuple[tuple[str, str], ...] = (
+    ("search", "搜索归档 / search the archive: /search WORDS"),
+    ("latest", "最新条目 / the newest items"),
+    ("item", "查看一条 / one item: /item ID"),
+    ("help", "帮助 / help"),
+    ("start", "开始 / start"),
+)
+ADMIN_MENU: tuple[tuple[str, str], ...] = (
+    ("channels", "channels, schedules and queues"),
+    ("schedule", "show or set a schedule: /schedule CHANNEL [set CRON]"),
+    ("pause", "pause a channel: /pause CHANNEL"),
+    ("resume", "resume a channel: /resume CHANNEL"),
+    ("queue", "the next posts with previews: /queue CHANNEL"),
+    ("skip", "never post an item: /skip [CHANNEL] ITEM"),
+    ("postnow", "post now: /postnow CHANNEL [ITEM]"),
+    ("comment", "editor's commentary: /comment ITEM TEXT"),
+    ("uncertain", "posts that may not have been sent"),
+    ("stats", "items, posts, 429s, last posts"),
+    ("ingest", "ingest archive.paths now"),
+)
+
+
+def db_of(context: Context) -> Database:
+    db: Database = context.bot_data["db"]
+    return db
+
+
+def config_of(context: Context) -> Config:
+    config: Config = context.bot_data["config"]
+    return config
+
+
+async def in_session(context: Context, fn: Callable[Concatenate[Session, P], T], *args: P.args,
+                     **kwargs: P.kwargs) -> T:
+    """fn(session, ...) in a worker thread, in one transaction (the event loop never waits on the database)."""
+    db = db_of(context)
+
+    def work() -> T:
+        with db.session() as session:
+            return fn(session, *args, **kwargs)
+
+    return await asyncio.to_thread(work)
+
+
+def actor_of(update: Update) -> str:
+    """Who did it, as the audit log names a Telegram user."""
+    user = update.effective_user
+    return f"tg:{user.id}" if user else "tg:unknown"
+
+
+def is_admin(context: Context, user_id: int | None) -> bool:
+    return user_id is not None and user_id in config_of(context).telegram.admins
+
+
+async def reply(update: Update, text: str, *, markup: InlineKeyboardMarkup | None = None) -> Message | None:
+    """Answer the message of this update in HTML (text already escaped), without link previews."""
+    message = update.effective_message
+    if message is None:
+        return None
+    return await message.reply_html(text, reply_markup=markup, link_preview_options=NO_PREVIEW)
+
+
+def admin_only(handler: Handler) -> Handler:
+    """Run handler for admins only; anyone else gets a short refusal and a WARNING in the log."""
+
+    @functools.wraps(handler)
+    async def gated(update: Update, context: Context) -> None:
+        user = update.effective_user
+        if not is_admin(context, user.id if user else None):
+            log.warning("refused %s to user %s", handler.__name__, user.id if user else None)
+            if update.callback_query is not None:
+                await update.callback_query.answer(REFUSAL, show_alert=True)
+            else:
+                await reply(update, html.escape(REFUSAL))
+            return
+        await handler(update, context)
+
+    return gated
+
+
+# ---------------------------------------------------------------------------------------------
+# Items as lines of a reply
+
+_CHANNEL_ID = re.compile(r"^-100(\d+)$")
+
+
+def post_url(chat_id: str, message_id: int) -> str | None:
+    """The t.me link of a channel message: @name -> t.me/name/N, -100id -> t.me/c/id/N; else None."""
+    chat_id = chat_id.strip()
+    if chat_id.startswith("@"):
+        return f"https://t.me/{chat_id[1:]}/{message_id}"
+    match = _CHANNEL_ID.match(chat_id)
+    if match:
+        return f"https://t.me/c/{match.group(1)}/{message_id}"
+    return None
+
+
+def day_of(moment: datetime | None) -> str:
+    return moment.astimezone(DISPLAY_TZ).date().isoformat() if moment else "----------"
+
+
+def link(url: str, text: str) -> str:
+    """<a> for http(s) URLs; just the escaped text for anything else."""
+    if url.startswith(("http://", "https://")):
+        return f'<a href="{html.escape(url, quote=True)}">{html.escape(text)}</a>'
+    return html.escape(text)
+
+
+def post_links(refs: Sequence[PostRef]) -> str:
+    links = []
+    for ref in refs:
+        url = post_url(ref.chat_id, ref.message_id)
+        if url:
+            links.append(link(url, f"📢 {ref.channel}"))
+    return " ".join(links)
+
+
+def item_line(number: int | None, view: ItemView, refs: Sequence[PostRef]) -> str:
+    """One item: its title linked to the original, then date, source, id and its channel posts."""
+    title = link(view.url, view.title or "（无标题）")
+    details = [day_of(view.published_at)]
+    if view.source:
+        details.append(html.escape(view.source))
+    details.append(f"ID {view.id}")
+    posted = post_links(refs)
+    if posted:
+        details.append(posted)
+    head = f"<b>{number}.</b> " if number is not None else ""
+    return f"{head}{title}\n{' · '.join(details)}"
+
+
+def listing_html(listing: Listing, *, first_number: int = 1) -> str:
+    return "\n\n".join(item_line(first_number + i, view, listing.posts.get(view.id, ()))
+                       for i, view in enumerate(listing.views))
+
+
+# ---------------------------------------------------------------------------------------------
+# The one error handler
+
+
+def _told_recently(context: Context, key: str, now: float) -> bool:
+    told: dict[str, float] = context.bot_data.setdefault("errors_told", {})
+    for old in [k for k, at in told.items() if now - at > ERROR_REPEAT_WINDOW]:
+        del told[old]
+    if key in told:
+        return True
+    told[key] = now
+    return False
+
+
+def _what(update: object) -> str:
+    if isinstance(update, Update):
+        if update.effective_message is not None and update.effective_message.text:
+            return repr(update.effective_message.text[:80])
+        if update.callback_query is not None:
+            return f"button {update.callback_query.data!r}"
+        if update.inline_query is not None:
+            return f"inline query {update.inline_query.query[:80]!r}"
+        return f"update {update.update_id}"
+    return "a background job"
+
+
+async def on_error(update: object, context: Context) -> None:
+    """Log the exception, tell the admins once per distinct error, apologise to the user."""
+    error = context.error
+    what = _what(update)
+    log.error("error while handling %s", what, exc_info=error)
+    key = f"{type(error).__name__}: {error}"
+    if not _told_recently(context, key, time.monotonic()):
+        await notify_admins(context.application, f"Error while handling {what}: {key[:600]}\nDetails are in the log.")
+    if not isinstance(update, Update):
+        return
+    try:
+        if update.callback_query is not None:
+            await update.callback_query.answer(APOLOGY, show_alert=True)
+        elif update.effective_message is not None and update.effective_chat is not None:
+            await context.bot.send_message(update.effective_chat.id, APOLOGY)
+    except TelegramError as exc:  # the apology is a courtesy; its failure is logged, never raised
+        log.warning("could not apologise for %s: %s", what, exc)

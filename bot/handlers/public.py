@@ -1,0 +1,215 @@
+"""Subscriber commands: /start, /help, /search (with paging buttons), /latest, /item and inline search."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+from functools import cache
+
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InlineQueryResultArticle,
+    InlineQueryResultsButton,
+    InputTextMessageContent,
+    Message,
+    Update,
+)
+from telegram.constants import ParseMode
+
+from bot.handlers.common import (
+    ADMIN_MENU,
+    NO_PREVIEW,
+    NOTHING_FOUND,
+    PUBLIC_MENU,
+    Context,
+    day_of,
+    in_session,
+    is_admin,
+    listing_html,
+    post_links,
+    reply,
+)
+from digests.admin_queries import Listing, item_listing, latest_listing, search_listing
+from digests.blurb import BlurbFormatter
+from digests.errors import NotFoundError
+
+PAGE_SIZE = 5
+INLINE_PAGE_SIZE = 10
+SEARCH_MARK = "🔎 "  # a search reply's first line is this and the query: the buttons read it back
+SEARCH_USAGE = "Usage: /search WORDS\n用法：/search 关键词（例如 /search 开源）"
+ITEM_USAGE = "Usage: /item ID\n用法：/item 编号（搜索结果里的 ID）"
+WELCOME = ("你好！这里可以搜索「硬核观察」的新闻归档。\n"
+           "Hello! This bot searches the archive of the 硬核观察 tech-news column.")
+
+
+@cache
+def _formatter() -> BlurbFormatter:
+    return BlurbFormatter()
+
+
+def _help_text(admin: bool) -> str:
+    lines = [f"/{name} — {html.escape(text)}" for name, text in PUBLIC_MENU]
+    lines.append("@bot 关键词 — 在任意聊天里分享 / share results in any chat")
+    if admin:
+        lines.append("\n<b>Admin</b>")
+        lines += [f"/{name} — {html.escape(text)}" for name, text in ADMIN_MENU]
+    return "\n".join(lines)
+
+
+async def start(update: Update, context: Context) -> None:
+    """Greet the user and show what the bot can do."""
+    user = update.effective_user
+    await reply(update, f"{html.escape(WELCOME)}\n\n{_help_text(is_admin(context, user.id if user else None))}")
+
+
+async def help_command(update: Update, context: Context) -> None:
+    """List the commands (admins see theirs as well)."""
+    user = update.effective_user
+    await reply(update, _help_text(is_admin(context, user.id if user else None)))
+
+
+# ---------------------------------------------------------------------------------------------
+# /search and its page buttons
+
+
+def query_key(query: str) -> str:
+    """A short digest of the query: a button carries it to check the query it reads back."""
+    return hashlib.sha1(query.encode()).hexdigest()[:8]
+
+
+def search_callback_data(offset: int, query: str) -> str:
+    """``s:<offset>:<key>``: stateless (the query stays in the message text), far below 64 bytes."""
+    return f"s:{offset}:{query_key(query)}"
+
+
+def _search_page(query: str, offset: int, listing: Listing) -> tuple[str, InlineKeyboardMarkup | None]:
+    page = offset // PAGE_SIZE + 1
+    counted = f" · 共 {listing.total} 条 / {listing.total} results" if listing.total is not None else ""
+    text = (f"{SEARCH_MARK}{html.escape(query)}\n<i>第 {page} 页 / page {page}{counted}</i>\n\n"
+            f"{listing_html(listing, first_number=offset + 1)}")
+    buttons = []
+    if offset > 0:
+        buttons.append(InlineKeyboardButton("‹ 上一页 / previous",
+                                            callback_data=search_callback_data(max(0, offset - PAGE_SIZE), query)))
+    if listing.has_more:
+        buttons.append(InlineKeyboardButton("下一页 / next ›",
+                                            callback_data=search_callback_data(offset + PAGE_SIZE, query)))
+    return text, InlineKeyboardMarkup([buttons]) if buttons else None
+
+
+async def search(update: Update, context: Context) -> None:
+    """/search WORDS: the first page of matching items."""
+    query = " ".join(context.args or [])
+    if not query:
+        await reply(update, html.escape(SEARCH_USAGE))
+        return
+    listing = await in_session(context, search_listing, query, limit=PAGE_SIZE)
+    if not listing.views:
+        await reply(update, f"{NOTHING_FOUND}: {html.escape(query)}")
+        return
+    text, markup = _search_page(query, 0, listing)
+    await reply(update, text, markup=markup)
+
+
+def _query_of(message_text: str | None, key: str) -> str | None:
+    """The query a search reply shows in its first line, if it is the one the button was made for."""
+    first = (message_text or "").split("\n", 1)[0]
+    if not first.startswith(SEARCH_MARK.strip()):
+        return None
+    query = " ".join(first.removeprefix(SEARCH_MARK.strip()).split())
+    return query if query_key(query) == key else None
+
+
+async def search_page(update: Update, context: Context) -> None:
+    """A previous/next button under a /search reply: show that page in place."""
+    callback = update.callback_query
+    assert callback is not None and callback.data is not None
+    _, offset_text, key = (callback.data.split(":", 2) + ["", ""])[:3]
+    message = callback.message
+    query = _query_of(message.text if isinstance(message, Message) else None, key)
+    if query is None or not offset_text.isdigit():
+        await callback.answer("请重新搜索 / please search again: /search WORDS", show_alert=True)
+        return
+    offset = int(offset_text)
+    listing = await in_session(context, search_listing, query, limit=PAGE_SIZE, offset=offset)
+    if not listing.views:
+        await callback.answer(f"{NOTHING_FOUND}")
+        return
+    text, markup = _search_page(query, offset, listing)
+    await callback.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=markup,
+                                     link_preview_options=NO_PREVIEW)
+    await callback.answer()
+
+
+# ---------------------------------------------------------------------------------------------
+# /latest, /item
+
+
+async def latest(update: Update, context: Context) -> None:
+    """/latest: the five newest items."""
+    if context.args:
+        await reply(update, "Usage: /latest")
+        return
+    listing = await in_session(context, latest_listing, limit=PAGE_SIZE)
+    if not listing.views:
+        await reply(update, NOTHING_FOUND)
+        return
+    await reply(update, f"<b>最新 / latest</b>\n\n{listing_html(listing)}")
+
+
+def _item_html(listing: Listing) -> str:
+    view = listing.views[0]
+    blurb = _formatter().format_single(view).html
+    footer = [f"ID {view.id}", day_of(view.published_at)]
+    posted = post_links(listing.posts.get(view.id, ()))
+    if posted:
+        footer.append(posted)
+    return f"{blurb}\n\n{' · '.join(footer)}"
+
+
+async def item(update: Update, context: Context) -> None:
+    """/item ID: one item in full, with its links and where the channel posted it."""
+    args = context.args or []
+    if len(args) != 1 or not args[0].isdigit():
+        await reply(update, html.escape(ITEM_USAGE))
+        return
+    try:
+        listing = await in_session(context, item_listing, int(args[0]))
+    except NotFoundError:
+        await reply(update, f"{NOTHING_FOUND}: ID {int(args[0])}")
+        return
+    await reply(update, _item_html(listing))
+
+
+# ---------------------------------------------------------------------------------------------
+# Inline mode
+
+
+def _article(listing: Listing, index: int) -> InlineQueryResultArticle:
+    view = listing.views[index]
+    blurb = _formatter().format_single(view)
+    description = " · ".join(x for x in (day_of(view.published_at), view.source) if x)
+    return InlineQueryResultArticle(
+        id=str(view.id), title=view.title or "（无标题）", description=description,
+        input_message_content=InputTextMessageContent(blurb.html, parse_mode=ParseMode.HTML,
+                                                      link_preview_options=NO_PREVIEW),
+    )
+
+
+async def inline_search(update: Update, context: Context) -> None:
+    """@bot WORDS in any chat: matching items, each shared as its blurb (no words: the newest)."""
+    inline = update.inline_query
+    assert inline is not None
+    query = " ".join(inline.query.split())
+    offset = int(inline.offset) if inline.offset.isdigit() else 0
+    if query:
+        listing = await in_session(context, search_listing, query, limit=INLINE_PAGE_SIZE, offset=offset)
+    else:
+        listing = await in_session(context, latest_listing, limit=INLINE_PAGE_SIZE)
+    results = [_article(listing, i) for i in range(len(listing.views))]
+    button = None
+    if not results and offset == 0:
+        button = InlineQueryResultsButton(text=NOTHING_FOUND, start_parameter="nothing_found")
+    await inline.answer(results, cache_time=60, next_offset=str(offset + INLINE_PAGE_SIZE) if listing.has_more else "",
+                        button=button)
