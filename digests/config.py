@@ -298,4 +298,24 @@ def load_config(path: str | Path | None = None, *, env: dict[str, str] | None = 
         data.setdefault("database", {})
         if isinstance(data["database"], dict):
             data["database"]["url"] = env[ENV_DATABASE_URL]
-    return config_from_mapping(data, source=source)
+    config = config_from_mapping(data, source=source)
+    base = Path(path).resolve().parent if path is not None else Path.cwd()
+    check_templates(config, base)
+    return config
+
+
+def check_templates(config: Config, base: Path) -> None:
+    """Resolve template overrides against the config file's folder and compile them now.
+
+    A broken template stops start-up (TemplateError names the file and line), not the first post.
+    """
+    from digests.blurb import BlurbFormatter
+
+    for channel in config.channels:
+        templates = channel.templates
+        for name in ("single", "digest", "photo"):
+            value = getattr(templates, name)
+            if value and not Path(value).is_absolute():
+                setattr(templates, name, str(base / value))
+        if templates.single or templates.digest or templates.photo:
+            BlurbFormatter(channel)
