@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from digests import search
@@ -54,6 +55,11 @@ class IngestReport:
     items_removed: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
     empty: list[str] = field(default_factory=list)
+
+    def merge(self, other: IngestReport) -> None:
+        """Add the item counts of a committed transaction."""
+        for name in ("items_new", "items_updated", "items_unchanged", "items_duplicate", "items_removed"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
     @property
     def documents_seen(self) -> int:
@@ -310,6 +316,21 @@ def _fingerprints(parsed: list[ParsedItem]) -> dict[str, str]:
     return prints
 
 
+_BATCH_DOCUMENTS = 200  # new documents written per transaction on the fast path
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """A document read and parsed, not yet written."""
+
+    path: str
+    digest: str
+    size: int
+    format: str
+    items: list[ParsedItem]
+    previous_id: int | None
+
+
 def ingest(
     db: Database,
     paths: Iterable[str | Path],
@@ -318,42 +339,63 @@ def ingest(
     progress: Callable[[str], None] | None = None,
     now: Callable[[], datetime] = utcnow,
 ) -> IngestReport:
-    """Ingest every document below paths; a bad document is recorded and skipped, never fatal."""
+    """Ingest every document below paths; a bad document is recorded and skipped, never fatal.
+
+    New documents are written in batches (a document is never written in part: a batch that
+    fails is written again one document per transaction, so only the bad one is lost); changed
+    documents are updated in place one transaction each.
+    """
     report = IngestReport()
     with db.session() as session:
         known = {
             row.path: (row.id, row.content_hash, row.error)
             for row in session.execute(select(Document.path, Document.id, Document.content_hash, Document.error))
         }
+    batch: list[_Prepared] = []
+    seen: set[str] = set()  # a path named twice (a folder and a file in it) is read once
     for entry in iter_sources(paths):
+        if (entry[0] if isinstance(entry, tuple) else entry.path) in seen:
+            continue
+        seen.add(entry[0] if isinstance(entry, tuple) else entry.path)
         if isinstance(entry, tuple):
             path, reason = entry
             _record_failure(db, report, path, reason, None, known, now())
         else:
-            _ingest_one(db, entry, report, known, max_bytes, now())
             path = entry.path
+            prepared = _prepare(db, entry, report, known, max_bytes, now())
+            if prepared is not None:
+                if prepared.previous_id is None:
+                    batch.append(prepared)
+                    if len(batch) >= _BATCH_DOCUMENTS:
+                        _write_batch(db, batch, report, known, now())
+                        batch = []
+                else:
+                    _write_one(db, prepared, report, known, now())
         if progress is not None:
             progress(path)
+    if batch:
+        _write_batch(db, batch, report, known, now())
     return report
 
 
-def _ingest_one(db: Database, source: Source, report: IngestReport,
-                known: dict[str, tuple[int, str | None, str | None]], max_bytes: int, now: datetime) -> None:
+def _prepare(db: Database, source: Source, report: IngestReport,
+             known: dict[str, tuple[int, str | None, str | None]], max_bytes: int, now: datetime) -> _Prepared | None:
+    """Read, hash, decode and parse one document; None when it is unchanged or failed."""
     if source.size > max_bytes:
         reason = (f"too large: {source.size / 1048576:.1f} MB, the limit is {max_bytes / 1048576:.1f} MB "
                   "(archive.max_document_bytes)")
         _record_failure(db, report, source.path, reason, None, known, now)
-        return
+        return None
     try:
         data = source.read()
     except (OSError, zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
         _record_failure(db, report, source.path, f"cannot read: {exc}", None, known, now)
-        return
+        return None
     digest = hashlib.sha256(data).hexdigest()
     previous = known.get(source.path)
     if previous is not None and previous[1] == digest and previous[2] is None:
         report.documents_unchanged += 1
-        return
+        return None
     try:
         text = decode_document(data)
         fmt, parsed = parse_document(text, path=source.path)
@@ -361,39 +403,137 @@ def _ingest_one(db: Database, source: Source, report: IngestReport,
         parsed = [item for item in parsed if item.title and item.url]
     except ParseError as exc:
         _record_failure(db, report, source.path, str(exc), digest, known, now)
-        return
+        return None
     except RecursionError:
         _record_failure(db, report, source.path, "document is nested too deeply to parse", digest, known, now)
-        return
-    try:
-        with db.session() as session:
-            document = session.get(Document, previous[0]) if previous is not None else None
-            is_new = document is None
-            if document is None:
-                document = Document(path=source.path, ingested_at=now)
-                session.add(document)
-            document.format = fmt
-            document.content_hash = digest
-            document.size = len(data)
-            document.error = None
-            document.item_count = len(parsed)
-            document.updated_at = now
-            session.flush()
-            touched = _Upserter(session, document, fmt, report, now).apply(parsed)
-            if touched:
-                session.flush()
-                search.index_items(session, touched)
-            known[source.path] = (document.id, digest, None)
-    except DigestError as exc:
-        _record_failure(db, report, source.path, str(exc), digest, known, now)
-        return
+        return None
+    return _Prepared(source.path, digest, len(data), fmt, parsed, previous[0] if previous is not None else None)
+
+
+def _count_document(report: IngestReport, prepared: _Prepared, *, is_new: bool) -> None:
     if is_new:
         report.documents_new += 1
     else:
         report.documents_updated += 1
-    if not parsed:
+    if not prepared.items:
         report.documents_empty += 1
-        report.empty.append(source.path)
+        report.empty.append(prepared.path)
+
+
+def _write_one(db: Database, prepared: _Prepared, report: IngestReport,
+               known: dict[str, tuple[int, str | None, str | None]], now: datetime) -> None:
+    """One document in one transaction, items updated in place by their keys (the ORM path)."""
+    delta = IngestReport()
+    try:
+        with db.session() as session:
+            document = session.get(Document, prepared.previous_id) if prepared.previous_id is not None else None
+            is_new = document is None
+            if document is None:
+                document = Document(path=prepared.path, ingested_at=now)
+                session.add(document)
+            document.format = prepared.format
+            document.content_hash = prepared.digest
+            document.size = prepared.size
+            document.error = None
+            document.item_count = len(prepared.items)
+            document.updated_at = now
+            session.flush()
+            touched = _Upserter(session, document, prepared.format, delta, now).apply(prepared.items)
+            if touched:
+                session.flush()
+                search.index_items(session, touched)
+            document_id = document.id
+    except (DigestError, SQLAlchemyError) as exc:
+        reason = f"could not be stored: {exc.__class__.__name__}: {str(exc).splitlines()[0]}"
+        _record_failure(db, report, prepared.path, reason, prepared.digest, known, now)
+        return
+    known[prepared.path] = (document_id, prepared.digest, None)
+    report.merge(delta)
+    _count_document(report, prepared, is_new=is_new)
+
+
+def _write_batch(db: Database, batch: list[_Prepared], report: IngestReport,
+                 known: dict[str, tuple[int, str | None, str | None]], now: datetime) -> None:
+    """New documents, many per transaction, with bulk INSERTs (the fast path of a first ingest)."""
+    delta = IngestReport()
+    try:
+        with db.session() as session:
+            ids = _insert_new_documents(session, batch, delta, now)
+    except (DigestError, SQLAlchemyError) as exc:
+        log.info("batch of %d documents failed (%s); writing them one by one", len(batch), exc)
+        for prepared in batch:
+            _write_one(db, prepared, report, known, now)
+        return
+    report.merge(delta)
+    for prepared in batch:
+        known[prepared.path] = (ids[prepared.path], prepared.digest, None)
+        _count_document(report, prepared, is_new=True)
+
+
+def _insert_new_documents(session: Session, batch: list[_Prepared], report: IngestReport,
+                          now: datetime) -> dict[str, int]:
+    rows = [{"path": p.path, "format": p.format, "content_hash": p.digest, "size": p.size,
+             "item_count": len(p.items), "error": None, "ingested_at": now, "updated_at": now} for p in batch]
+    doc_ids = {path: doc_id for doc_id, path in
+               session.execute(insert(Document).returning(Document.id, Document.path), rows)}
+    prints = {p.path: _fingerprints(p.items) for p in batch}
+    wanted = sorted({fp for per_doc in prints.values() for fp in per_doc.values()})
+    existing: dict[str, int] = {}
+    for offset in range(0, len(wanted), 500):
+        chunk = wanted[offset:offset + 500]
+        for item_id, fp, removed in session.execute(
+            select(Item.id, Item.fingerprint, Item.removed).where(Item.fingerprint.in_(chunk))
+        ):
+            existing[fp] = item_id
+            if removed:  # a story coming back: revive it
+                session.execute(update(Item).where(Item.id == item_id).values(removed=False, updated_at=now))
+                revived = session.get(Item, item_id)
+                if revived is not None:
+                    search.index_items(session, [revived])
+    new_rows: list[dict[str, object]] = []
+    sources: list[tuple[str, int, str]] = []  # (fingerprint, document id, key)
+    planned: set[str] = set()
+    for prepared in batch:
+        seen_keys: set[str] = set()
+        for parsed in prepared.items:
+            if parsed.key in seen_keys:
+                continue
+            seen_keys.add(parsed.key)
+            fp = prints[prepared.path][parsed.key]
+            sources.append((fp, doc_ids[prepared.path], parsed.key))
+            if fp in existing or fp in planned:
+                report.items_duplicate += 1
+                continue
+            planned.add(fp)
+            row: dict[str, object] = {name: getattr(parsed, name) for name in _ITEM_FIELDS}
+            row.update(fingerprint=fp, document_id=doc_ids[prepared.path], format=prepared.format, removed=False,
+                       sort_at=parsed.published_at or now, created_at=now, updated_at=now)
+            new_rows.append(row)
+    if new_rows:
+        for item_id, fp in session.execute(insert(Item).returning(Item.id, Item.fingerprint), new_rows):
+            existing[fp] = item_id
+        report.items_new += len(new_rows)
+        search.index_items(session, [_IndexRow(id=existing[str(row["fingerprint"])], **{
+            name: row[name] for name in ("title", "summary", "commentary", "source", "tags", "published_at")
+        }) for row in new_rows])
+    if sources:
+        session.execute(insert(ItemSource), [{"item_id": existing[fp], "document_id": doc_id, "key": key}
+                                             for fp, doc_id, key in sources])
+    return doc_ids
+
+
+@dataclass(slots=True)
+class _IndexRow:
+    """What the search index reads of a freshly inserted item."""
+
+    id: int
+    title: str
+    summary: str
+    commentary: str
+    source: str
+    tags: list[str]
+    published_at: datetime | None
+    removed: bool = False
 
 
 def _record_failure(db: Database, report: IngestReport, path: str, reason: str, digest: str | None,
