@@ -52,6 +52,7 @@ def build_application(config: Config, db: Database, *, dry_run: bool = False,
         builder = builder.bot(DryRunBot(DRY_RUN_TOKEN)).updater(None)
     else:
         builder = (builder.token(token).base_url(config.telegram.base_url)
+                   .connection_pool_size(config.publish.concurrency + 8)
                    .connect_timeout(timeout).read_timeout(timeout).write_timeout(timeout)
                    .get_updates_read_timeout(timeout + 30))
         if config.telegram.base_file_url:

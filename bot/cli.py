@@ -252,6 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ctx = Context(args)
         if not verbose:
             logging.getLogger().setLevel(ctx.config.log_level if args.command == "run" else logging.WARNING)
+            for noisy in ("apscheduler", "httpx", "httpcore"):  # a line per job run or request
+                logging.getLogger(noisy).setLevel(logging.WARNING)
         return COMMANDS[args.command](ctx)
     except DigestError as exc:
         print(f"digestbot: error: {exc}", file=sys.stderr)

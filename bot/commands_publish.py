@@ -98,7 +98,8 @@ def _telegram_bot(ctx: Context) -> Any:
     timeout = ctx.config.telegram.request_timeout
     from telegram.request import HTTPXRequest
 
-    request = HTTPXRequest(connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout)
+    request = HTTPXRequest(connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout,
+                           connection_pool_size=ctx.config.publish.concurrency + 2)
     return ExtBot(ctx.config.token, base_url=ctx.config.telegram.base_url, request=request)
 
 
@@ -187,6 +188,8 @@ async def _run_without_polling(application: Any) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with application:
+        if application.post_init is not None:  # run_polling would call it; without polling we do
+            await application.post_init(application)
         await application.start()
         await stop.wait()
         await application.stop()

@@ -145,10 +145,12 @@ class Publisher:
                     if post is None:
                         return
                     in_flight.add(post.channel_id)
+                    chat_id = self._channels[post.channel_id].chat_id  # the window _claim counted it in
                 try:
                     await self._send(post)
                 finally:
                     in_flight.discard(post.channel_id)
+                    self.limiter.done(chat_id)
 
         await asyncio.gather(*(worker() for _ in range(max(1, self.concurrency))))
         return self.stats
@@ -162,7 +164,14 @@ class Publisher:
             await asyncio.sleep(delay)
 
     async def _claim(self, in_flight: set[int]) -> Post | None:
-        """The next post whose chat has room in its window, claimed once the window admits it."""
+        """The next post whose chat has room in its window, claimed, then let through the windows.
+
+        The windows count a send from when they let it through until a window after its answer, so
+        that moment is right before the request: let through before the claim (a transaction of
+        variable length), sends were counted longer than needed. The chat's window already had room
+        (peek), so the wait here is the global window's: under a second, with at most
+        ``concurrency`` posts held in sending, the same bound on what a crash leaves uncertain.
+        """
         while True:
             blocked = [cid for cid, ch in self._channels.items()
                        if cid in in_flight or self.limiter.chat_wait(ch.chat_id) > 0]
@@ -173,12 +182,12 @@ class Publisher:
             channel = self._channels.get(channel_id) or self._channel_map().get(channel_id)
             if channel is None:
                 return None
-            await self.limiter.acquire(channel.chat_id)
             claimed = await asyncio.to_thread(
                 delivery.claim_next, self.db, self.worker,
                 lease=timedelta(seconds=self.config.publish.lease_seconds), channel_ids=[channel_id],
             )
             if claimed:
+                await self.limiter.acquire(channel.chat_id)
                 return claimed[0]
             # another worker took it between the peek and the claim: look again
 

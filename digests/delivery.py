@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, aliased
 from digests.channels import get_channel, settings_hash, settings_of
 from digests.config import ChannelConfig
 from digests.queries import ItemView, item_views
-from digests.selection import group_for_posts, next_due_items, order_key
+from digests.selection import group_for_posts, is_eligible, next_due_items, order_key
 from digests.store.db import Database
 from digests.store.models import (
     DRY_RUN,
@@ -45,6 +45,7 @@ from digests.store.models import (
 
 _SCAN_BATCH = 200
 _SCAN_LIMIT = 20_000  # rows one selection may read past before it gives up for this slot
+_INGEST_MARGIN = timedelta(minutes=10)
 
 
 @dataclass(slots=True)
@@ -99,15 +100,22 @@ def due_items(session: Session, channel: Channel, *, limit: int | None = None,
         mark = (datetime.fromisoformat(cursor["at"]), int(cursor["id"]))
         base = base.where(position < mark if order == "newest" else position > mark)
 
+    admitted = settings.model_copy(update={"commentary_policy": "publish"})  # the rules alone
+
+    def waits(item: Item) -> bool:
+        """The rules admit it but this selection does not take it (held for commentary, or past the limit)."""
+        return is_eligible(item, admitted, has_commentary=True, backlog_from=channel.backlog_from)
+
     chosen: list[Item] = []
     seen: set[int] = set()
-    low_water: tuple[datetime, int] | None = None
-    blocked = False  # an eligible-but-held item stops the low-water mark
+    trail: list[tuple[Item, bool]] = []  # every row read, in order, and whether this selection picked it
     scanned = 0
     last: tuple[datetime, int] | None = None
     want = _SCAN_LIMIT if order == "shuffle" else limit  # a shuffle draws from everything due
+    # Read little when little is wanted (a row costs more to load than to skip); more each round.
+    batch_size = _SCAN_BATCH if order == "shuffle" else min(_SCAN_BATCH, 2 * limit + 8)
     while len(chosen) < want and scanned < _SCAN_LIMIT:
-        stmt = base.order_by(*sort).limit(_SCAN_BATCH)
+        stmt = base.order_by(*sort).limit(batch_size)
         if last is not None:
             stmt = stmt.where(position < last if order == "newest" else position > last)
         batch = list(session.scalars(stmt))
@@ -120,44 +128,63 @@ def due_items(session: Session, channel: Channel, *, limit: int | None = None,
             backlog_from=channel.backlog_from, limit=want - len(chosen),
         )
         picked_ids = {item.id for item in picked}
-        for item in batch:
-            if item.id in picked_ids:
-                if not blocked:
-                    low_water = (item.sort_at, item.id)  # delivered in this very transaction
-                continue
-            rules_only = next_due_items([item], settings.model_copy(update={"commentary_policy": "publish"}),
-                                        delivered=set(), with_commentary=set(), backlog_from=channel.backlog_from,
-                                        limit=1)
-            if rules_only:
-                blocked = True  # held for commentary, or beyond the slot's limit
-            elif not blocked:
-                low_water = (item.sort_at, item.id)
+        trail.extend((item, item.id in picked_ids) for item in batch)
         for item in picked:
             if item.id not in seen:
                 chosen.append(item)
                 seen.add(item.id)
         last = (batch[-1].sort_at, batch[-1].id)
+        batch_size = min(_SCAN_BATCH, batch_size * 2)
     if order == "shuffle":
         chosen = next_due_items(chosen, settings, delivered=set(), with_commentary=set(),
                                 backlog_from=None, limit=limit)
 
     # Items stored since the last selection may sort before the cursor (an old article ingested late).
+    back_to: tuple[datetime, int] | None = None  # the cursor must move back to keep late items in view
+    reset = False
     if channel.selected_at is not None and mark is not None:
-        recent = list(session.scalars(
-            select(Item).where(Item.removed.is_(False), undelivered, Item.created_at >= channel.selected_at,
-                               position <= mark if order != "newest" else position >= mark)
-            .order_by(*sort).limit(limit)
-        ))
-        ids = [item.id for item in recent]
-        late = next_due_items(recent, settings, delivered=set(), with_commentary=_commented_ids(session, ids),
+        # Found by the created_at index alone: the archive and the channel's history are not read.
+        # The margin covers an ingest that stamped its items before the last selection but
+        # committed them after it.
+        since = channel.selected_at - _INGEST_MARGIN
+        new_ids = list(session.scalars(select(Item.id).where(Item.created_at >= since)
+                                       .order_by(Item.created_at).limit(_SCAN_LIMIT)))
+        reset = len(new_ids) >= _SCAN_LIMIT  # too many to follow: read the channel's order afresh next time
+        recent: list[Item] = []
+        for offset in range(0, len(new_ids), 1000):
+            recent.extend(session.scalars(
+                select(Item).where(Item.id.in_(new_ids[offset:offset + 1000]), Item.removed.is_(False),
+                                   undelivered, position <= mark if order != "newest" else position >= mark)
+            ))
+        recent.sort(key=lambda item: order_key(item, settings))
+        late = next_due_items(recent, settings, delivered=set(),
+                              with_commentary=_commented_ids(session, [item.id for item in recent]),
                               backlog_from=channel.backlog_from, limit=limit)
         merged = {item.id: item for item in [*late, *chosen]}
         chosen = sorted(merged.values(), key=lambda item: order_key(item, settings))[:limit]
+        taken = {item.id for item in chosen}
+        first_left = next((item for item in recent if item.id not in taken and waits(item)), None)
+        if first_left is not None:  # just before it in the channel's order (the mark is exclusive)
+            back_to = (first_left.sort_at, first_left.id + (1 if order == "newest" else -1))
 
     if advance_cursor:
         new_cursor = dict(cursor, rules=settings_hash(settings))
-        if low_water is not None and order != "shuffle":
-            new_cursor.update(at=low_water[0].isoformat(), id=low_water[1])
+        if order != "shuffle":
+            # The mark passes what the rules exclude and what this selection takes, up to the first
+            # item that stays due; an item picked above but cut by the late ones is not passed.
+            taken = {item.id for item in chosen}
+            low_water: tuple[datetime, int] | None = None
+            for item, picked_here in trail:
+                if item.id not in taken and (picked_here or waits(item)):
+                    break
+                low_water = (item.sort_at, item.id)
+            if reset:
+                new_cursor.pop("at", None)
+                new_cursor.pop("id", None)
+            elif back_to is not None:
+                new_cursor.update(at=back_to[0].isoformat(), id=back_to[1])
+            elif low_water is not None:
+                new_cursor.update(at=low_water[0].isoformat(), id=low_water[1])
         channel.selection_cursor = new_cursor
         channel.selected_at = now or utcnow()
     return chosen
