@@ -251,6 +251,7 @@ class _Upserter:
                 session.add(ItemSource(item_id=item.id, document_id=document.id, key=key))
                 if item.removed:
                     item.removed = False
+                    item.created_at = self.now  # back in the archive: selection sees it as new
                     touched.append(item)
                 self.report.items_duplicate += 1
                 continue
@@ -286,6 +287,7 @@ class _Upserter:
             changed = True
         if item.removed:
             item.removed = False
+            item.created_at = self.now  # back in the archive: selection sees it as new
             changed = True
         if changed and item.id is not None:
             item.updated_at = self.now
@@ -486,7 +488,8 @@ def _insert_new_documents(session: Session, batch: list[_Prepared], report: Inge
         ):
             existing[fp] = item_id
             if removed:  # a story coming back: revive it
-                session.execute(update(Item).where(Item.id == item_id).values(removed=False, updated_at=now))
+                session.execute(update(Item).where(Item.id == item_id).values(removed=False, updated_at=now,
+                                                                                 created_at=now))
                 revived = session.get(Item, item_id)
                 if revived is not None:
                     search.index_items(session, [revived])
