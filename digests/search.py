@@ -1,0 +1,612 @@
+"""Archive search: one tokenizer for indexing and querying; FTS5 on SQLite, tsvector + GIN on PostgreSQL.
+
+Tokens. Chinese has no spaces and users type one- and two-character words, so the index holds a
+derived text rather than the raw one. ``index_tokens`` turns a text (NFKC, case-folded) into:
+
+- for a run of CJK characters, one token per character: the bigram starting there, or the
+  character alone at the end of the run (谷歌将 -> 谷歌 歌将 将);
+- for a Latin, digit or other-script word, the word itself (accents stripped, 40 chars at most).
+
+So every character is the first character of exactly one token, and a query finds:
+
+- a one-character word as a prefix token (芯 -> ``芯*``: 芯片, 芯, 机芯's 芯 ...);
+- a two-character word as one token (谷歌);
+- a longer word as the phrase of its bigrams (大语言模型 -> 大语 语言 言模 模型);
+- a mixed word or a "quoted phrase" as the phrase of its tokens (谷歌AI -> 谷歌 歌 ai).
+
+The database only ever sees space-separated tokens: SQLite's FTS5 with the ``ascii`` tokenizer
+(every non-ASCII character is a token character, so it splits exactly where we did) over an
+external-content table ``search_docs``; PostgreSQL a ``tsvector`` built from the same tokens as a
+literal (positions and title weight A set here, never the text-search parser) with a GIN index.
+Several words are ANDed, ``-word`` and ``-"phrase"`` exclude, and only the tokenizer's output ever
+reaches SQL (as quoted FTS5 strings or quoted tsquery lexemes), so no user string can change the
+shape of a query.
+
+Ranking. Every result contains every positive word (AND), so within a result set the usual
+inverse-document-frequency weight only reweights words against each other, while computing it
+(FTS5's ``bm25()``) costs a pass over each word's whole posting list: 40 ms at a million items
+for 的. The score is therefore computed here, the same on both databases, from the stored token
+text of each candidate: first the number of query words found in the title (a title match ranks
+above a body-only match), then a BM25F-style saturated term frequency (title weighted 3:1,
+length-normalised), then recency (published time, then id).
+
+Common words. Ranking every match of 开源 (one item in ten) at a million items means reading
+100,000 rows. Instead the candidates are the newest ``RANK_WINDOW`` matches, found in time order
+without touching the others: both indexes are keyed by a recency key (published second, then
+item id, in one 63-bit integer), which is the FTS5 rowid (FTS5 walks a posting list backwards
+and stops) and a btree column on PostgreSQL (see ``_pg_newest_keys`` for the plan). If a query
+matches at most ``RANK_WINDOW`` items, all of them are ranked and ``total`` is exact; otherwise
+the newest ``RANK_WINDOW`` matches are ranked, ``total`` is None ("more than the window"), and
+the pages after them continue with the older matches newest first, so every match is reachable
+and paging is stable. The trade-off: for a word that common, an old item whose title matches
+ranks below a recent body-only match. For a news archive, recency is the better tie-breaker
+there than term frequency, and the cost stays flat from rare to common words.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import bindparam, select, text
+from sqlalchemy.orm import Session
+
+from digests.store.models import Item
+
+RANK_WINDOW = 100  # ranked candidates for a query that matches more items than this
+MAX_QUERY_CHARS = 200  # a longer query is cut here
+MAX_QUERY_WORDS = 12  # positive words (and, separately, excluded ones) beyond these are ignored
+MAX_PHRASE_TOKENS = 32
+MAX_TITLE_TOKENS = 300
+MAX_BODY_TOKENS = 16000  # with the title, below PostgreSQL's 16,383 tsvector positions
+MAX_WORD_CHARS = 40
+
+_CJK = ("\u2e80-\u2fdf\u3005-\u3007\u3021-\u3029\u3038-\u303c\u3040-\u309f\u30a1-\u30ff"
+        "\u3100-\u312f\u3131-\u318e\u31a0-\u31bf\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
+        "\ua960-\ua97f\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003134f")
+_RUNS = re.compile(rf"([{_CJK}]+)|([^\W_{_CJK}]+)")
+_QUOTES = {'"': '"', "\u201c": "\u201d", "\u201d": "\u201d", "\u300c": "\u300d", "\u300e": "\u300f"}
+
+_ID_BITS = 31
+_ID_MASK = (1 << _ID_BITS) - 1
+_KEY_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_MAX_KEY = (1 << 63) - 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Tokens
+
+
+def _fold(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+def _plain_word(word: str) -> str:
+    if not word.isascii():
+        word = "".join(ch for ch in unicodedata.normalize("NFKD", word) if not unicodedata.combining(ch))
+        word = unicodedata.normalize("NFC", word)
+    return word[:MAX_WORD_CHARS]
+
+
+def _runs(text: str) -> Iterable[tuple[str, bool]]:
+    """(run, is_cjk) for each CJK run and each other word of an already folded text."""
+    for match in _RUNS.finditer(text):
+        cjk, word = match.groups()
+        if cjk:
+            yield cjk, True
+        else:
+            word = _plain_word(word)
+            if word:
+                yield word, False
+
+
+def index_tokens(text: str, limit: int = MAX_BODY_TOKENS) -> list[str]:
+    """The tokens a text is indexed as, in order (at most limit of them)."""
+    tokens: list[str] = []
+    for run, cjk in _runs(_fold(text)):
+        if cjk:
+            tokens.extend(run[i:i + 2] for i in range(len(run)))
+        else:
+            tokens.append(run)
+        if len(tokens) >= limit:
+            return tokens[:limit]
+    return tokens
+
+
+def _phrase_tokens(text: str) -> tuple[tuple[str, ...], bool]:
+    """A query word or phrase as (tokens, last token is a prefix); () when it has no word."""
+    runs = list(_runs(_fold(text)))
+    tokens: list[str] = []
+    prefix = False
+    for n, (run, cjk) in enumerate(runs):
+        last = n == len(runs) - 1
+        if not cjk:
+            tokens.append(run)
+        elif not last:
+            # Followed by more: the index has the run's final single character as a token too.
+            tokens.extend(run[i:i + 2] for i in range(len(run)))
+        elif len(run) == 1:
+            tokens.append(run)
+            prefix = True
+        else:
+            # At the end the text may go on (谷歌 in 谷歌的), so the run's bigrams only.
+            tokens.extend(run[i:i + 2] for i in range(len(run) - 1))
+    if len(tokens) > MAX_PHRASE_TOKENS:
+        return tuple(tokens[:MAX_PHRASE_TOKENS]), False
+    return tuple(tokens), prefix
+
+
+# ---------------------------------------------------------------------------------------------
+# Queries
+
+
+@dataclass(frozen=True, slots=True)
+class _Needle:
+    """One required (or excluded) phrase of tokens; a one-token phrase is a plain word."""
+
+    tokens: tuple[str, ...]
+    prefix: bool
+
+    def fts5(self) -> str:
+        quoted = '"' + " ".join(self.tokens).replace('"', '""') + '"'
+        return quoted + " *" if self.prefix else quoted
+
+    def tsquery(self) -> str:
+        lexemes = ["'" + tok.replace("\\", "\\\\").replace("'", "''") + "'" for tok in self.tokens]
+        if self.prefix:
+            lexemes[-1] += ":*"
+        return lexemes[0] if len(lexemes) == 1 else "(" + " <-> ".join(lexemes) + ")"
+
+    def pattern(self) -> str:
+        """What the phrase looks like inside ' ' + derived text + ' '."""
+        return " " + " ".join(self.tokens) + ("" if self.prefix else " ")
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedQuery:
+    """What a search string asks for: words and "phrases" that must all occur, and -excluded ones."""
+
+    text: str
+    terms: tuple[str, ...] = ()
+    phrases: tuple[str, ...] = ()
+    excluded: tuple[str, ...] = ()
+    required: tuple[_Needle, ...] = field(default=(), repr=False)
+    forbidden: tuple[_Needle, ...] = field(default=(), repr=False)
+
+    @property
+    def is_empty(self) -> bool:
+        """Nothing to look for (no word, or only exclusions): such a query finds nothing."""
+        return not self.required
+
+    def fts5_match(self) -> str:
+        expression = " AND ".join(needle.fts5() for needle in self.required)
+        if self.forbidden:
+            expression = f"({expression}) NOT ({' OR '.join(n.fts5() for n in self.forbidden)})"
+        return expression
+
+    def tsquery(self) -> str:
+        parts = [needle.tsquery() for needle in self.required]
+        parts += ["!" + needle.tsquery() for needle in self.forbidden]
+        return " & ".join(parts)
+
+
+def _split_query(text: str) -> Iterable[tuple[str, bool, bool]]:
+    """(chunk, quoted, excluded) for each word or quoted phrase of a query."""
+    i, n = 0, len(text)
+    while i < n:
+        if text[i].isspace():
+            i += 1
+            continue
+        excluded = text[i] == "-" and i + 1 < n and not text[i + 1].isspace()
+        if excluded:
+            i += 1
+        close = _QUOTES.get(text[i])
+        if close is not None:
+            end = text.find(close, i + 1)
+            end = n if end < 0 else end
+            yield text[i + 1:end], True, excluded
+            i = end + 1
+        else:
+            end = i
+            while end < n and not text[end].isspace():
+                end += 1
+            yield text[i:end], False, excluded
+            i = end
+
+
+def parse_query(text: str) -> ParsedQuery:
+    """The words, phrases and exclusions of a search string; never raises."""
+    text = unicodedata.normalize("NFKC", str(text or ""))[:MAX_QUERY_CHARS]
+    terms: list[str] = []
+    phrases: list[str] = []
+    excluded: list[str] = []
+    required: list[_Needle] = []
+    forbidden: list[_Needle] = []
+    for chunk, quoted, negated in _split_query(text):
+        tokens, prefix = _phrase_tokens(chunk)
+        if not tokens:
+            continue
+        needle = _Needle(tokens, prefix)
+        wanted, shown = (forbidden, excluded) if negated else (required, phrases if quoted else terms)
+        if needle in wanted or len(wanted) >= MAX_QUERY_WORDS:
+            continue
+        wanted.append(needle)
+        shown.append(chunk.strip())
+    return ParsedQuery(text, tuple(terms), tuple(phrases), tuple(excluded), tuple(required), tuple(forbidden))
+
+
+# ---------------------------------------------------------------------------------------------
+# Index documents
+
+
+def recency_key(published_at: datetime | None, item_id: int) -> int:
+    """One integer ordered like (published second, item id): the index's row key.
+
+    Seconds are counted from 2000-01-01 UTC and clamped to a signed 32-bit range (1932-2068);
+    an item without a date sorts before every dated one.
+    """
+    if not 0 < item_id <= _ID_MASK:
+        raise ValueError(f"item id {item_id} does not fit the search key")
+    if published_at is None:
+        seconds = -(1 << 31)
+    else:
+        if published_at.tzinfo is None:  # the store hands out aware times; a naive one is UTC
+            published_at = published_at.replace(tzinfo=UTC)
+        seconds = int((published_at - _KEY_EPOCH).total_seconds() // 1)
+        seconds = max(-(1 << 31) + 1, min((1 << 31) - 1, seconds))
+    return ((seconds + (1 << 31)) << _ID_BITS) | item_id
+
+
+def item_id_of_key(key: int) -> int:
+    return key & _ID_MASK
+
+
+@dataclass(frozen=True, slots=True)
+class SearchDoc:
+    """An item as the index holds it: its key and its title and body as space-separated tokens."""
+
+    item_id: int
+    key: int
+    title: str
+    body: str
+
+    def tsvector(self) -> str:
+        """The PostgreSQL tsvector literal: title lexemes weighted A, body after a gap."""
+        positions: dict[str, list[str]] = {}
+        title = self.title.split()
+        for pos, token in enumerate(title, start=1):
+            positions.setdefault(token, []).append(f"{pos}A")
+        for pos, token in enumerate(self.body.split(), start=len(title) + 2):
+            positions.setdefault(token, []).append(str(pos))
+        return " ".join(
+            "'" + token.replace("\\", "\\\\").replace("'", "''") + "':" + ",".join(places[:256])
+            for token, places in positions.items()
+        )
+
+
+def search_doc(item: Item) -> SearchDoc:
+    """The index entry of an item: title, then summary, commentary, source and tags as the body."""
+    tags = " ".join(str(tag) for tag in (item.tags or []))
+    body: list[str] = []
+    for part in (item.summary, item.commentary, item.source, tags):
+        if part and len(body) < MAX_BODY_TOKENS:
+            body.extend(index_tokens(part, MAX_BODY_TOKENS - len(body)))
+    return SearchDoc(item.id, recency_key(item.published_at, item.id),
+                     " ".join(index_tokens(item.title or "", MAX_TITLE_TOKENS)), " ".join(body))
+
+
+# ---------------------------------------------------------------------------------------------
+# The two storage back ends
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def _chunks(ids: Sequence[int], size: int = 500) -> Iterable[list[int]]:
+    """ids in slices small enough for SQLite's limit on bound parameters."""
+    ids = list(ids)
+    for start in range(0, len(ids), size):
+        yield ids[start:start + size]
+
+
+class _Sqlite:
+    """FTS5 over the external-content table search_docs; triggers keep the two in step."""
+
+    @staticmethod
+    def stored(session: Session, item_ids: Sequence[int]) -> dict[int, tuple[int, str, str]]:
+        query = text("SELECT item_id, key, title, body FROM search_docs WHERE item_id IN :ids"
+                     ).bindparams(bindparam("ids", expanding=True))
+        return {row[0]: (row[1], row[2], row[3])
+                for chunk in _chunks(item_ids) for row in session.execute(query, {"ids": chunk})}
+
+    @staticmethod
+    def delete(session: Session, item_ids: Sequence[int]) -> None:
+        # The delete trigger tells FTS5 which tokens to drop, from the row's stored text.
+        query = text("DELETE FROM search_docs WHERE item_id IN :ids").bindparams(bindparam("ids", expanding=True))
+        for chunk in _chunks(item_ids):
+            session.execute(query, {"ids": chunk})
+
+    @staticmethod
+    def insert(session: Session, docs: Sequence[SearchDoc]) -> None:
+        session.execute(text("INSERT INTO search_docs (key, item_id, title, body) "
+                             "VALUES (:key, :item_id, :title, :body)"),
+                        [{"key": d.key, "item_id": d.item_id, "title": d.title, "body": d.body} for d in docs])
+
+    @staticmethod
+    def clear(session: Session) -> None:
+        # Row by row through the trigger (a 'delete-all' first would leave the trigger's deletes
+        # pointing at nothing), then 'delete-all' drops anything the index held beyond the table.
+        session.execute(text("DELETE FROM search_docs"))
+        session.execute(text("INSERT INTO search_fts (search_fts) VALUES ('delete-all')"))
+
+    @staticmethod
+    def newest_keys(session: Session, query: ParsedQuery, n: int, below: int) -> list[int]:
+        rows = session.execute(
+            text("SELECT rowid FROM search_fts WHERE search_fts MATCH :match AND rowid < :below "
+                 "ORDER BY rowid DESC LIMIT :n"),
+            {"match": query.fts5_match(), "below": below, "n": n})
+        return [row[0] for row in rows]
+
+    @staticmethod
+    def newest_texts(session: Session, query: ParsedQuery, n: int) -> list[tuple[int, str, str]]:
+        """(key, title, body) of the n newest matches; FTS5 reads the text from search_docs."""
+        rows = session.execute(
+            text("SELECT rowid, title, body FROM search_fts WHERE search_fts MATCH :match "
+                 "ORDER BY rowid DESC LIMIT :n"),
+            {"match": query.fts5_match(), "n": n})
+        return [(row[0], row[1], row[2]) for row in rows]
+
+
+# PostgreSQL plan for "the newest n matches" (see _pg_newest_keys):
+_PG_PROBE_ROWS = 2000  # the newest rows walked in key order, each tsvector tested
+_PG_DIRECT_MATCHES = 1500  # at most about this many matches left: read them all through GIN
+_PG_WINDOWS = 3  # key-range windows tried before reading all that is left
+
+
+class _Postgres:
+    """search_docs (key, GIN tsvector) for matching, search_texts (token text) for ranking."""
+
+    @staticmethod
+    def stored(session: Session, item_ids: Sequence[int]) -> dict[int, tuple[int, str, str]]:
+        rows = session.execute(
+            text("SELECT d.item_id, d.key, t.title, t.body FROM search_docs d "
+                 "JOIN search_texts t ON t.item_id = d.item_id WHERE d.item_id = ANY(:ids)"),
+            {"ids": list(item_ids)})
+        return {row[0]: (row[1], row[2], row[3]) for row in rows}
+
+    @staticmethod
+    def delete(session: Session, item_ids: Sequence[int]) -> None:
+        session.execute(text("DELETE FROM search_docs WHERE item_id = ANY(:ids)"), {"ids": list(item_ids)})
+        session.execute(text("DELETE FROM search_texts WHERE item_id = ANY(:ids)"), {"ids": list(item_ids)})
+
+    @staticmethod
+    def insert(session: Session, docs: Sequence[SearchDoc]) -> None:
+        session.execute(text("INSERT INTO search_docs (item_id, key, tsv) "
+                             "VALUES (:item_id, :key, CAST(:tsv AS tsvector))"),
+                        [{"item_id": d.item_id, "key": d.key, "tsv": d.tsvector()} for d in docs])
+        session.execute(text("INSERT INTO search_texts (item_id, title, body) VALUES (:item_id, :title, :body)"),
+                        [{"item_id": d.item_id, "title": d.title, "body": d.body} for d in docs])
+
+    @staticmethod
+    def clear(session: Session) -> None:
+        session.execute(text("DELETE FROM search_docs"))
+        session.execute(text("DELETE FROM search_texts"))
+
+    @staticmethod
+    def newest_keys(session: Session, query: ParsedQuery, n: int, below: int) -> list[int]:
+        return _pg_newest_keys(session, query.tsquery(), n, below)
+
+    @staticmethod
+    def newest_texts(session: Session, query: ParsedQuery, n: int) -> list[tuple[int, str, str]]:
+        keys = _pg_newest_keys(session, query.tsquery(), n, _MAX_KEY)
+        rows = session.execute(text("SELECT item_id, title, body FROM search_texts WHERE item_id = ANY(:ids)"),
+                               {"ids": [item_id_of_key(key) for key in keys]})
+        texts = {row[0]: (row[1], row[2]) for row in rows}
+        return [(key, *texts.get(item_id_of_key(key), ("", ""))) for key in keys]
+
+
+def _pg_newest_keys(session: Session, tsquery: str, n: int, below: int) -> list[int]:
+    """The keys of the n newest matches with key < below, without reading every match.
+
+    GIN answers "which rows contain 的" with all of them (600,000 rows at a million items) and
+    cannot order them by key; a backward walk of the key btree testing each row's tsvector
+    costs a few microseconds a row, which is right for common words and ruinous for rare ones.
+    So, going back in time from the newest row:
+
+    1. Walk the newest _PG_PROBE_ROWS rows (ts_match_vq, which GIN cannot serve, so this is
+       always the bounded walk). Enough matches: done; that is every word in more than ~5% of
+       recent items. Otherwise the walk's hit rate and key span per row estimate the rest.
+    2. While many matches are expected to be left, AND the GIN bitmap of the query with the
+       btree bitmap of a key window sized for 2.5 times the matches still needed; each window
+       re-estimates the rate (at most _PG_WINDOWS of them).
+    3. Then (or at once, for a rare word) one GIN bitmap scan for all that is left.
+
+    Every statement is planned for its own values (plan_cache_mode: psycopg prepares repeated
+    statements, and a generic plan cannot tell 的 from a rare word), steps 2 and 3 run with
+    index and sequential scans off so that the planner can only combine bitmaps, and the
+    transaction's settings are put back before returning.
+    """
+    saved = session.execute(text(
+        "SELECT current_setting('plan_cache_mode'), current_setting('enable_indexscan'), "
+        "current_setting('enable_seqscan'), set_config('plan_cache_mode', 'force_custom_plan', true)")).one()
+    try:
+        return _pg_walk_then_bitmaps(session, tsquery, n, below)
+    finally:
+        session.execute(text("SELECT set_config('plan_cache_mode', :p, true), "
+                             "set_config('enable_indexscan', :i, true), set_config('enable_seqscan', :s, true)"),
+                        {"p": saved[0], "i": saved[1], "s": saved[2]})
+
+
+def _pg_walk_then_bitmaps(session: Session, tsquery: str, n: int, below: int) -> list[int]:
+    floor, newest, rows = session.execute(text(
+        "SELECT (SELECT key FROM search_docs WHERE key < :below ORDER BY key DESC OFFSET :skip LIMIT 1), "
+        "(SELECT max(key) FROM search_docs WHERE key < :below), "
+        "(SELECT reltuples FROM pg_class WHERE oid = CAST('search_docs' AS regclass))"),
+        {"below": below, "skip": _PG_PROBE_ROWS - 1}).one()
+    keys = [row[0] for row in session.execute(
+        text("SELECT key FROM search_docs WHERE key < :below AND key >= :floor "
+             "AND ts_match_vq(tsv, CAST(:q AS tsquery)) ORDER BY key DESC LIMIT :n"),
+        {"below": below, "floor": floor if floor is not None else -1, "q": tsquery, "n": n})]
+    if len(keys) >= n or floor is None:
+        return keys
+    session.execute(text("SELECT set_config('enable_indexscan', 'off', true), set_config('enable_seqscan', 'off', true)"))
+    key_span = max(1, (newest - floor) // _PG_PROBE_ROWS)  # key units per row, recently
+    rate = (len(keys) + 1) / _PG_PROBE_ROWS
+    rows_left = max(0.0, float(rows or 0) - _PG_PROBE_ROWS)
+    top = floor
+    for _ in range(_PG_WINDOWS):
+        need = n - len(keys)
+        if rate * rows_left <= _PG_DIRECT_MATCHES:
+            break
+        window = max(_PG_PROBE_ROWS, int(2.5 * need / rate))
+        low = max(top - window * key_span, -1)
+        found = [row[0] for row in session.execute(
+            text("SELECT key FROM search_docs WHERE tsv @@ CAST(:q AS tsquery) "
+                 "AND key < :top AND key >= :low ORDER BY key DESC LIMIT :n"),
+            {"q": tsquery, "top": top, "low": low, "n": need})]
+        keys += found
+        if len(keys) >= n or low < 0:
+            return keys
+        rate = (len(found) + 1) / window
+        rows_left -= window
+        top = low
+    # key + 0: whatever the settings, the btree cannot drive this one (a walk of all rows).
+    keys += [row[0] for row in session.execute(
+        text("SELECT key FROM search_docs WHERE tsv @@ CAST(:q AS tsquery) AND key + 0 < :top "
+             "ORDER BY key + 0 DESC LIMIT :n"),
+        {"q": tsquery, "top": top, "n": n - len(keys)})]
+    return keys
+
+
+def _backend(session: Session) -> type[_Sqlite] | type[_Postgres]:
+    return _Postgres if _dialect(session) == "postgresql" else _Sqlite
+
+
+# ---------------------------------------------------------------------------------------------
+# Keeping the index in step
+
+
+def index_items(session: Session, items: Sequence[Item]) -> None:
+    """Add or refresh the search entries of items (removed items are taken out)."""
+    backend = _backend(session)
+    removed = sorted({item.id for item in items if item.removed})
+    docs = {item.id: search_doc(item) for item in items if not item.removed}
+    if removed:
+        backend.delete(session, removed)
+    if not docs:
+        return
+    stored = backend.stored(session, list(docs))
+    changed = [doc for doc in docs.values() if stored.get(doc.item_id) != (doc.key, doc.title, doc.body)]
+    if not changed:
+        return
+    backend.delete(session, [doc.item_id for doc in changed if doc.item_id in stored])
+    # FTS5 flushes its pending terms whenever a rowid goes backwards: insert in key order.
+    backend.insert(session, sorted(changed, key=lambda doc: doc.key))
+
+
+def unindex_items(session: Session, item_ids: Sequence[int]) -> None:
+    """Drop the search entries of items that no document holds any more."""
+    if item_ids:
+        _backend(session).delete(session, list(item_ids))
+
+
+def rebuild_index(session: Session, *, batch: int = 2000) -> int:
+    """Re-index every item that is not removed; the number indexed."""
+    backend = _backend(session)
+    backend.clear(session)
+    count = 0
+    pending: list[SearchDoc] = []
+    for item in session.scalars(select(Item).where(Item.removed.is_(False)).execution_options(yield_per=batch)):
+        pending.append(search_doc(item))
+        if len(pending) >= batch:
+            backend.insert(session, sorted(pending, key=lambda doc: doc.key))
+            count += len(pending)
+            pending = []
+    if pending:
+        backend.insert(session, sorted(pending, key=lambda doc: doc.key))
+        count += len(pending)
+    return count
+
+
+# ---------------------------------------------------------------------------------------------
+# Searching
+
+_K1 = 1.2
+_B = 0.75
+_TITLE_WEIGHT = 3.0
+
+
+def _ranked(query: ParsedQuery, candidates: Sequence[tuple[int, str, str]]) -> list[int]:
+    """Keys best first: query words in the title, then BM25F-style term frequency, then newest."""
+    if not candidates:
+        return []
+    patterns = [needle.pattern() for needle in query.required]
+    docs = [(key, f" {title} ", f" {body} ") for key, title, body in candidates]
+    mean_title = max(1.0, sum(title.count(" ") - 1 for _, title, _ in docs) / len(docs))
+    mean_body = max(1.0, sum(body.count(" ") - 1 for _, _, body in docs) / len(docs))
+    order: list[tuple[int, float, int]] = []
+    for key, title, body in docs:
+        title_norm = 1 - _B + _B * (title.count(" ") - 1) / mean_title
+        body_norm = 1 - _B + _B * (body.count(" ") - 1) / mean_body
+        hits, score = 0, 0.0
+        for pattern in patterns:
+            in_title = title.count(pattern)
+            hits += in_title > 0
+            tf = _TITLE_WEIGHT * in_title / title_norm + body.count(pattern) / body_norm
+            score += tf / (_K1 + tf)
+        order.append((-hits, -round(score, 9), -key))
+    order.sort()
+    return [-key for _, _, key in order]
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    """One page of results, best first.
+
+    ``total`` is the exact number of matches, or None when there are more than RANK_WINDOW
+    (they are not counted: that is the cost a common word must not pay).
+    """
+
+    results: list[Item]
+    total: int | None
+    has_more: bool
+    query: ParsedQuery
+
+    @property
+    def total_at_least(self) -> int:
+        return self.total if self.total is not None else RANK_WINDOW + 1
+
+
+def search_items(session: Session, query: str, *, limit: int = 5, offset: int = 0) -> SearchPage:
+    """A page of the items matching query, ranked by relevance, then newest first."""
+    parsed = parse_query(query)
+    limit, offset = max(0, int(limit)), max(0, int(offset))
+    if parsed.is_empty:
+        return SearchPage([], 0, False, parsed)
+    backend = _backend(session)
+    newest = backend.newest_texts(session, parsed, RANK_WINDOW + 1)
+    window = newest[:RANK_WINDOW]
+    capped = len(newest) > RANK_WINDOW
+    ranked = _ranked(parsed, window)
+    keys = ranked[offset:offset + limit]
+    has_more = capped or offset + limit < len(ranked)
+    if capped and offset + limit > RANK_WINDOW:
+        # Past the ranked window: the older matches, newest first.
+        skip = max(0, offset - RANK_WINDOW)
+        wanted = offset + limit - max(offset, RANK_WINDOW)
+        older = backend.newest_keys(session, parsed, skip + wanted + 1, window[-1][0])
+        keys += older[skip:skip + wanted]
+        has_more = len(older) > skip + wanted
+    return SearchPage(_items(session, keys), None if capped else len(window), has_more, parsed)
+
+
+def _items(session: Session, keys: Sequence[int]) -> list[Item]:
+    ids = [item_id_of_key(key) for key in keys]
+    if not ids:
+        return []
+    found = {item.id: item for item in session.scalars(select(Item).where(Item.id.in_(ids)))}
+    return [found[i] for i in ids if i in found and not found[i].removed]
