@@ -318,7 +318,15 @@ def cmd_demo(ctx: Context) -> int:
     with ctx.db.session() as session:
         for post in list_posts(session):
             print(f"   post {post.id}: {post.state}, items {post.item_ids}")
-    print(f"\nTry: digestbot --config ... search 开源   (database: {workdir / 'demo.db'})")
+    from digests import search
+
+    print("\n4. search the archive, as subscribers do with /search:")
+    for query in ("开源", "数据库", "RISC-V"):
+        with ctx.db.session() as session:
+            titles = [item.title for item in search.search_items(session, query, limit=3).results]
+        print(f"   {query}: " + ("；".join(titles) if titles else "nothing found"))
+    print(f"\nThe demo database is {workdir / 'demo.db'}; to look around:\n"
+          f"   DIGESTBOT_DATABASE_URL=sqlite:///{workdir.resolve() / 'demo.db'} .venv/bin/digestbot search 开源")
     return 0
 
 
