@@ -51,12 +51,38 @@ ORDER = "sort_at DESC, id DESC" if "sort_at" in Item.__table__.columns else "pub
 
 # (query, offset); the class comes from how often the query matches the real archive.
 QUERIES: list[tuple[str, int]] = [
-    ("谷歌", 0), ("开源", 0), ("linux", 0), ("Linux", 5), ("的", 0), ("的", 100), ("开源", 150),
-    ("谷", 0), ("芯", 0), ("芯片", 0), ("GAN", 0), ("gpt", 0), ("微软", 0), ("安全", 0),
-    ("浏览器", 0), ("数据库", 0), ("python", 0), ("大语言模型", 0), ('"开源软件"', 0),
-    ("谷歌 AI", 0), ("linux 内核", 0), ("linux -内核", 0), ("开源 的", 0), ("苹果 芯片", 0),
-    ("量子", 0), ("特斯拉", 0), ("树莓派", 0), ("专利", 0), ("Petals", 0), ("Torvalds", 0),
-    ("zyxwvut", 0), ("不存在的词语组合", 0),
+    ("谷歌", 0),
+    ("开源", 0),
+    ("linux", 0),
+    ("Linux", 5),
+    ("的", 0),
+    ("的", 100),
+    ("开源", 150),
+    ("谷", 0),
+    ("芯", 0),
+    ("芯片", 0),
+    ("GAN", 0),
+    ("gpt", 0),
+    ("微软", 0),
+    ("安全", 0),
+    ("浏览器", 0),
+    ("数据库", 0),
+    ("python", 0),
+    ("大语言模型", 0),
+    ('"开源软件"', 0),
+    ("谷歌 AI", 0),
+    ("linux 内核", 0),
+    ("linux -内核", 0),
+    ("开源 的", 0),
+    ("苹果 芯片", 0),
+    ("量子", 0),
+    ("特斯拉", 0),
+    ("树莓派", 0),
+    ("专利", 0),
+    ("Petals", 0),
+    ("Torvalds", 0),
+    ("zyxwvut", 0),
+    ("不存在的词语组合", 0),
 ]
 
 
@@ -85,8 +111,9 @@ def _literal(*parts: dict[str, list[str]]) -> str:
     for part in parts:
         for token, places in part.items():
             merged.setdefault(token, []).extend(places)
-    return " ".join("'" + t.replace("\\", "\\\\").replace("'", "''") + "':" + ",".join(p[:256])
-                    for t, p in merged.items())
+    return " ".join(
+        "'" + t.replace("\\", "\\\\").replace("'", "''") + "':" + ",".join(p[:256]) for t, p in merged.items()
+    )
 
 
 def load_bases(db: Database) -> list[Base]:
@@ -100,11 +127,32 @@ def load_bases(db: Database) -> list[Base]:
                 if part:
                     rest += search.index_tokens(part)
             body_start = len(title) + 2
-            fields = {name: getattr(item, name) for name in (
-                "title", "url", "summary", "commentary", "source", "tags", "category", "kind", "author", "image")}
-            bases.append(Base(fields, " ".join(title), " ".join(summary), " ".join(rest),
-                              _lexemes(title, 1, "A"), _lexemes(summary, body_start),
-                              _lexemes(rest, body_start + len(summary) + FRAGMENT)))
+            fields = {
+                name: getattr(item, name)
+                for name in (
+                    "title",
+                    "url",
+                    "summary",
+                    "commentary",
+                    "source",
+                    "tags",
+                    "category",
+                    "kind",
+                    "author",
+                    "image",
+                )
+            }
+            bases.append(
+                Base(
+                    fields,
+                    " ".join(title),
+                    " ".join(summary),
+                    " ".join(rest),
+                    _lexemes(title, 1, "A"),
+                    _lexemes(summary, body_start),
+                    _lexemes(rest, body_start + len(summary) + FRAGMENT),
+                )
+            )
     return bases
 
 
@@ -126,8 +174,11 @@ class Row:
         return f"{self.base.item['summary']}。{self.fragment}"
 
     def body(self) -> str:
-        return " ".join(part for part in (self.base.summary, " ".join(search.index_tokens(self.fragment)),
-                                          self.base.rest) if part)
+        return " ".join(
+            part
+            for part in (self.base.summary, " ".join(search.index_tokens(self.fragment)), self.base.rest)
+            if part
+        )
 
     def tsvector(self) -> str:
         start = len(self.base.title.split()) + 2 + len(self.base.summary.split())
@@ -135,7 +186,9 @@ class Row:
         return _literal(self.base.title_lexemes, self.base.summary_lexemes, fragment, self.base.rest_lexemes)
 
 
-def generate(bases: list[Base], chars: list[str], first_id: int, count: int, seed: int) -> Iterator[list[Row]]:
+def generate(
+    bases: list[Base], chars: list[str], first_id: int, count: int, seed: int
+) -> Iterator[list[Row]]:
     """count extra rows in chunks, ids and publication times both increasing (so keys increase)."""
     rng = random.Random(seed)
     span = (END - START) / max(1, count)
@@ -144,7 +197,9 @@ def generate(bases: list[Base], chars: list[str], first_id: int, count: int, see
         published = datetime.fromtimestamp(int(START + (n + rng.random()) * span), UTC)
         item_id = first_id + n
         fragment = "".join(rng.choice(chars) for _ in range(FRAGMENT))
-        chunk.append(Row(item_id, search.recency_key(published, item_id), rng.choice(bases), published, fragment))
+        chunk.append(
+            Row(item_id, search.recency_key(published, item_id), rng.choice(bases), published, fragment)
+        )
         if len(chunk) == CHUNK:
             yield chunk
             chunk = []
@@ -155,8 +210,7 @@ def generate(bases: list[Base], chars: list[str], first_id: int, count: int, see
 def check_sample(rows: list[Row]) -> None:
     """The fast path builds exactly what search_doc builds for the same item."""
     for row in rows[:: max(1, len(rows) // 50)]:
-        item = Item(id=row.id, published_at=row.published,
-                    **{**row.base.item, "summary": row.summary_text})  # type: ignore[arg-type]
+        item = Item(id=row.id, published_at=row.published, **{**row.base.item, "summary": row.summary_text})  # type: ignore[arg-type]
         doc = search.search_doc(item)
         assert (doc.key, doc.title, doc.body) == (row.key, row.base.title, row.body()), row.id
         assert sorted(doc.tsvector().split()) == sorted(_normalised(row.tsvector())), row.id
@@ -177,9 +231,18 @@ def _item_rows(chunk: list[Row], now: datetime, dialect: str) -> tuple[list[str]
     for row in chunk:
         item = row.base.item
         values: dict[str, object] = {
-            **item, "id": row.id, "fingerprint": f"bench-{row.id}", "url": f"{item['url']}#b{row.id}",
-            "summary": row.summary_text, "published_at": row.published, "sort_at": row.published,
-            "created_at": now, "updated_at": now, "format": "bench", "removed": False, "document_id": None,
+            **item,
+            "id": row.id,
+            "fingerprint": f"bench-{row.id}",
+            "url": f"{item['url']}#b{row.id}",
+            "summary": row.summary_text,
+            "published_at": row.published,
+            "sort_at": row.published,
+            "created_at": now,
+            "updated_at": now,
+            "format": "bench",
+            "removed": False,
+            "document_id": None,
         }
         out = []
         for column in columns:
@@ -210,9 +273,13 @@ def load_sqlite(db: Database, rows: Iterator[list[Row]], progress: Callable[[int
         now = datetime.now(UTC)
         for chunk in rows:
             names, values = _item_rows(chunk, now, "sqlite")
-            cur.executemany(f"INSERT INTO items ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})", values)
-            cur.executemany("INSERT INTO search_docs (key, item_id, title, body) VALUES (?,?,?,?)",
-                            [(row.key, row.id, row.base.title, row.body()) for row in chunk])
+            cur.executemany(
+                f"INSERT INTO items ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})", values
+            )
+            cur.executemany(
+                "INSERT INTO search_docs (key, item_id, title, body) VALUES (?,?,?,?)",
+                [(row.key, row.id, row.base.title, row.body()) for row in chunk],
+            )
             raw.commit()
             progress(len(chunk))
         cur.execute("INSERT INTO search_fts (search_fts, rank) VALUES ('hashsize', 1048576)")
@@ -250,10 +317,14 @@ def load_postgres(db: Database, rows: Iterator[list[Row]], progress: Callable[[i
         cur.execute("SELECT setval(pg_get_serial_sequence('items', 'id'), (SELECT max(id) FROM items))")
         cur.execute("CREATE UNIQUE INDEX ix_search_docs_key ON search_docs (key)")
         cur.execute("CREATE INDEX ix_search_docs_tsv ON search_docs USING gin (tsv) WITH (fastupdate = off)")
-        cur.execute("ALTER TABLE search_docs ADD CONSTRAINT search_docs_item_id_fkey "
-                    "FOREIGN KEY (item_id) REFERENCES items (id) ON DELETE CASCADE")
-        cur.execute("ALTER TABLE search_texts ADD CONSTRAINT search_texts_item_id_fkey "
-                    "FOREIGN KEY (item_id) REFERENCES items (id) ON DELETE CASCADE")
+        cur.execute(
+            "ALTER TABLE search_docs ADD CONSTRAINT search_docs_item_id_fkey "
+            "FOREIGN KEY (item_id) REFERENCES items (id) ON DELETE CASCADE"
+        )
+        cur.execute(
+            "ALTER TABLE search_texts ADD CONSTRAINT search_texts_item_id_fkey "
+            "FOREIGN KEY (item_id) REFERENCES items (id) ON DELETE CASCADE"
+        )
         raw.commit()
         raw.driver_connection.autocommit = True  # type: ignore[union-attr]
         cur.execute("VACUUM ANALYZE items")
@@ -277,8 +348,9 @@ def like_scan(session, query: str, dialect: str, *, ranked: bool) -> list[int]:
     parsed = search.parse_query(query)
     op = "ILIKE" if dialect == "postgresql" else "LIKE"
     clauses, in_title, params = ["removed = false"], [], {}
-    for n, (word, negate) in enumerate([(w, False) for w in (*parsed.terms, *parsed.phrases)]
-                                       + [(w, True) for w in parsed.excluded]):
+    for n, (word, negate) in enumerate(
+        [(w, False) for w in (*parsed.terms, *parsed.phrases)] + [(w, True) for w in parsed.excluded]
+    ):
         params[f"p{n}"] = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         match = " OR ".join(f"{col} {op} :p{n} ESCAPE '\\'" for col in ("title", "summary", "commentary"))
         clauses.append(f"{'NOT ' if negate else ''}({match})")
@@ -313,8 +385,9 @@ def classify(total: int | None, share: float) -> str:
     return "very common (>10%)"
 
 
-def measure(db: Database, size: int, base_share: dict[str, float], rare: list[str], repeat: int,
-            like_repeat: int) -> dict[str, object]:
+def measure(
+    db: Database, size: int, base_share: dict[str, float], rare: list[str], repeat: int, like_repeat: int
+) -> dict[str, object]:
     dialect = db.dialect
     queries = [*QUERIES, *((q, 0) for q in rare)]
     rows = []
@@ -330,30 +403,54 @@ def measure(db: Database, size: int, base_share: dict[str, float], rare: list[st
         samples = []
         for _ in range(repeat):
             with db.session() as session:
-                ms, _ = timed(lambda s=session, q=query, o=offset: search.search_items(s, q, limit=5, offset=o))
+                ms, _ = timed(
+                    lambda s=session, q=query, o=offset: search.search_items(s, q, limit=5, offset=o)
+                )
             samples.append(ms)
         like: dict[str, list[float]] = {"newest": [], "ranked": []}
         if offset == 0:
             for kind in like:
                 for _ in range(like_repeat):
                     with db.session() as session:
-                        ms, _ = timed(lambda s=session, q=query, r=kind == "ranked": like_scan(s, q, dialect, ranked=r))
+                        ms, _ = timed(
+                            lambda s=session, q=query, r=kind == "ranked": like_scan(s, q, dialect, ranked=r)
+                        )
                     like[kind].append(ms)
-        rows.append({"query": query, "offset": offset, "class": cls, "matches": matches, "fts_ms": samples,
-                     "like_newest_ms": like["newest"], "like_ranked_ms": like["ranked"]})
-        print(f"    {query!r:>18} +{offset:<4} {cls:<21} {matches:>9}  search p50 {statistics.median(samples):7.2f} "
-              f"max {max(samples):7.2f}" + (f"   LIKE {statistics.median(like['newest']):8.1f} "
-                                           f"LIKE+rank {statistics.median(like['ranked']):8.1f}" if offset == 0 else ""),
-              flush=True)
+        rows.append(
+            {
+                "query": query,
+                "offset": offset,
+                "class": cls,
+                "matches": matches,
+                "fts_ms": samples,
+                "like_newest_ms": like["newest"],
+                "like_ranked_ms": like["ranked"],
+            }
+        )
+        print(
+            f"    {query!r:>18} +{offset:<4} {cls:<21} {matches:>9}  search p50 {statistics.median(samples):7.2f} "
+            f"max {max(samples):7.2f}"
+            + (
+                f"   LIKE {statistics.median(like['newest']):8.1f} "
+                f"LIKE+rank {statistics.median(like['ranked']):8.1f}"
+                if like["newest"]
+                else ""
+            ),
+            flush=True,
+        )
     return {"size": size, "dialect": dialect, "queries": rows}
 
 
 def report(result: dict[str, object]) -> None:
     rows = result["queries"]
     assert isinstance(rows, list)
-    print(f"\n  {result['dialect']} at {result['size']:,} items, ms; xN = LIKE time / search time at that percentile")
-    print(f"  {'class':<22}{'n':>5}{'p50':>8}{'p95':>8}{'p99':>8} |{'LIKE p50':>9}{'p95':>8}{'x p50':>7}{'x p95':>7}"
-          f" |{'LIKE+rank p50':>14}{'p95':>8}{'x p50':>7}{'x p95':>7}")
+    print(
+        f"\n  {result['dialect']} at {result['size']:,} items, ms; xN = LIKE time / search time at that percentile"
+    )
+    print(
+        f"  {'class':<22}{'n':>5}{'p50':>8}{'p95':>8}{'p99':>8} |{'LIKE p50':>9}{'p95':>8}{'x p50':>7}{'x p95':>7}"
+        f" |{'LIKE+rank p50':>14}{'p95':>8}{'x p50':>7}{'x p95':>7}"
+    )
     for cls in [*sorted({row["class"] for row in rows}), "all"]:
         picked = [row for row in rows if cls in ("all", row["class"])]
         fts = [ms for row in picked for ms in row["fts_ms"]]
@@ -361,8 +458,10 @@ def report(result: dict[str, object]) -> None:
         for kind, width in (("like_newest_ms", 9), ("like_ranked_ms", 14)):
             like = [ms for row in picked for ms in row[kind]]
             if like:
-                line += (f" |{percentile(like, 50):{width}.1f}{percentile(like, 95):8.1f}"
-                         f"{percentile(like, 50) / percentile(fts, 50):7.1f}{percentile(like, 95) / percentile(fts, 95):7.1f}")
+                line += (
+                    f" |{percentile(like, 50):{width}.1f}{percentile(like, 95):8.1f}"
+                    f"{percentile(like, 50) / percentile(fts, 50):7.1f}{percentile(like, 95) / percentile(fts, 95):7.1f}"
+                )
         print(line)
 
 
@@ -378,6 +477,7 @@ def fresh_url(backend: str, size: int, workdir: Path, pg_url: str | None) -> tup
         def drop_file() -> None:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
+
         return f"sqlite:///{path}", drop_file
     if not pg_url:
         raise SystemExit("--pg-url (or PG_URL) is needed for postgresql")
@@ -393,6 +493,7 @@ def fresh_url(backend: str, size: int, workdir: Path, pg_url: str | None) -> tup
         with eng.begin() as conn:
             conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         eng.dispose()
+
     sep = "&" if "?" in base else "?"
     return f"{base}{sep}options=-csearch_path%3D{schema}", drop_schema
 
@@ -427,7 +528,9 @@ def run(backend: str, size: int, args: argparse.Namespace) -> dict[str, object]:
         def progress(n: int) -> None:
             done[0] += n
             if done[0] % 200_000 < CHUNK or done[0] == extra:
-                print(f"    loaded {done[0]:,}/{extra:,} in {time.perf_counter() - started:.0f} s", flush=True)
+                print(
+                    f"    loaded {done[0]:,}/{extra:,} in {time.perf_counter() - started:.0f} s", flush=True
+                )
 
         print(f"  {backend} {size:,}: {len(bases)} real items, adding {extra:,}", flush=True)
         (load_postgres if db.dialect == "postgresql" else load_sqlite)(db, rows(), progress)
@@ -447,10 +550,22 @@ def run(backend: str, size: int, args: argparse.Namespace) -> dict[str, object]:
 def index_megabytes(db: Database) -> float:
     with db.session() as session:
         if db.dialect == "postgresql":
-            return float(session.scalar(text(
-                "SELECT pg_total_relation_size('search_docs') + pg_total_relation_size('search_texts')")) or 0) / 1e6
-        pages = session.execute(text(
-            "SELECT sum(pgsize) FROM dbstat WHERE name LIKE 'search%' OR name LIKE 'sqlite_autoindex_search%'")).scalar()
+            return (
+                float(
+                    session.scalar(
+                        text(
+                            "SELECT pg_total_relation_size('search_docs') + pg_total_relation_size('search_texts')"
+                        )
+                    )
+                    or 0
+                )
+                / 1e6
+            )
+        pages = session.execute(
+            text(
+                "SELECT sum(pgsize) FROM dbstat WHERE name LIKE 'search%' OR name LIKE 'sqlite_autoindex_search%'"
+            )
+        ).scalar()
         return float(pages or 0) / 1e6
 
 

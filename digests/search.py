@@ -24,23 +24,25 @@ shape of a query.
 
 Ranking. Every result contains every positive word (AND), so within a result set the usual
 inverse-document-frequency weight only reweights words against each other, while computing it
-(FTS5's ``bm25()``) costs a pass over each word's whole posting list: 40 ms at a million items
-for 的. The score is therefore computed here, the same on both databases, from the stored token
-text of each candidate: first the number of query words found in the title (a title match ranks
-above a body-only match), then a BM25F-style saturated term frequency (title weighted 3:1,
-length-normalised), then recency (published time, then id).
+(FTS5's ``bm25()``) costs a pass over each word's whole posting list (3.4 ms for 的 at 100,000
+items, ten times that at a million). The score is therefore computed here, the same on both
+databases, from the stored token text of each candidate: first the number of query words found
+in the title (a title match ranks above a body-only match), then a BM25F-style saturated term
+frequency (title weighted 3:1, length-normalised), then recency (published second, then id).
 
-Common words. Ranking every match of 开源 (one item in ten) at a million items means reading
-100,000 rows. Instead the candidates are the newest ``RANK_WINDOW`` matches, found in time order
+Common words. Ranking every match of 开源 (one item in nine) at a million items means reading
+110,000 rows. Instead the candidates are the newest ``RANK_WINDOW`` matches, found in time order
 without touching the others: both indexes are keyed by a recency key (published second, then
 item id, in one 63-bit integer), which is the FTS5 rowid (FTS5 walks a posting list backwards
-and stops) and a btree column on PostgreSQL (see ``_pg_newest_keys`` for the plan). If a query
-matches at most ``RANK_WINDOW`` items, all of them are ranked and ``total`` is exact; otherwise
-the newest ``RANK_WINDOW`` matches are ranked, ``total`` is None ("more than the window"), and
-the pages after them continue with the older matches newest first, so every match is reachable
-and paging is stable. The trade-off: for a word that common, an old item whose title matches
-ranks below a recent body-only match. For a news archive, recency is the better tie-breaker
-there than term frequency, and the cost stays flat from rare to common words.
+and stops) and a btree column on PostgreSQL (see ``_pg_newest_keys`` for the plan there). If a
+query matches at most ``RANK_WINDOW`` items, all of them are ranked and ``total`` is exact;
+otherwise the newest ``RANK_WINDOW`` matches are ranked, ``total`` is None ("more than the
+window", not counted), and the pages after them go on with the older matches, newest first, so
+every match is reachable and paging is stable. The trade-off: for a query that broad, an old
+item with the word in its title comes after the ranked window (the first ten pages of five).
+For a news archive, recency is the better tie-breaker there than term frequency, and the cost
+stays flat from rare to very common words (bench/search.py: p95 under 30 ms at a million
+items on both databases).
 """
 
 from __future__ import annotations
@@ -50,13 +52,14 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session
 
 from digests.store.models import Item
 
-RANK_WINDOW = 100  # ranked candidates for a query that matches more items than this
+RANK_WINDOW = 50  # ranked candidates for a query that matches more items than this
 MAX_QUERY_CHARS = 200  # a longer query is cut here
 MAX_QUERY_WORDS = 12  # positive words (and, separately, excluded ones) beyond these are ignored
 MAX_PHRASE_TOKENS = 32
@@ -64,9 +67,11 @@ MAX_TITLE_TOKENS = 300
 MAX_BODY_TOKENS = 16000  # with the title, below PostgreSQL's 16,383 tsvector positions
 MAX_WORD_CHARS = 40
 
-_CJK = ("\u2e80-\u2fdf\u3005-\u3007\u3021-\u3029\u3038-\u303c\u3040-\u309f\u30a1-\u30ff"
-        "\u3100-\u312f\u3131-\u318e\u31a0-\u31bf\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
-        "\ua960-\ua97f\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003134f")
+_CJK = (
+    "\u2e80-\u2fdf\u3005-\u3007\u3021-\u3029\u3038-\u303c\u3040-\u309f\u30a1-\u30ff"
+    "\u3100-\u312f\u3131-\u318e\u31a0-\u31bf\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
+    "\ua960-\ua97f\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003134f"
+)
 _RUNS = re.compile(rf"([{_CJK}]+)|([^\W_{_CJK}]+)")
 _QUOTES = {'"': '"', "\u201c": "\u201d", "\u201d": "\u201d", "\u300c": "\u300d", "\u300e": "\u300f"}
 
@@ -108,7 +113,7 @@ def index_tokens(text: str, limit: int = MAX_BODY_TOKENS) -> list[str]:
     tokens: list[str] = []
     for run, cjk in _runs(_fold(text)):
         if cjk:
-            tokens.extend(run[i:i + 2] for i in range(len(run)))
+            tokens.extend(run[i : i + 2] for i in range(len(run)))
         else:
             tokens.append(run)
         if len(tokens) >= limit:
@@ -127,13 +132,13 @@ def _phrase_tokens(text: str) -> tuple[tuple[str, ...], bool]:
             tokens.append(run)
         elif not last:
             # Followed by more: the index has the run's final single character as a token too.
-            tokens.extend(run[i:i + 2] for i in range(len(run)))
+            tokens.extend(run[i : i + 2] for i in range(len(run)))
         elif len(run) == 1:
             tokens.append(run)
             prefix = True
         else:
             # At the end the text may go on (谷歌 in 谷歌的), so the run's bigrams only.
-            tokens.extend(run[i:i + 2] for i in range(len(run) - 1))
+            tokens.extend(run[i : i + 2] for i in range(len(run) - 1))
     if len(tokens) > MAX_PHRASE_TOKENS:
         return tuple(tokens[:MAX_PHRASE_TOKENS]), False
     return tuple(tokens), prefix
@@ -207,7 +212,7 @@ def _split_query(text: str) -> Iterable[tuple[str, bool, bool]]:
         if close is not None:
             end = text.find(close, i + 1)
             end = n if end < 0 else end
-            yield text[i + 1:end], True, excluded
+            yield text[i + 1 : end], True, excluded
             i = end + 1
         else:
             end = i
@@ -287,15 +292,31 @@ class SearchDoc:
         )
 
 
-def search_doc(item: Item) -> SearchDoc:
+class Indexable(Protocol):
+    """What an index entry is made from: an Item, or a row of these columns."""
+
+    id: int
+    title: str
+    summary: str
+    commentary: str
+    source: str
+    tags: list[Any]
+    published_at: datetime | None
+
+
+def search_doc(item: Indexable) -> SearchDoc:
     """The index entry of an item: title, then summary, commentary, source and tags as the body."""
     tags = " ".join(str(tag) for tag in (item.tags or []))
     body: list[str] = []
     for part in (item.summary, item.commentary, item.source, tags):
         if part and len(body) < MAX_BODY_TOKENS:
             body.extend(index_tokens(part, MAX_BODY_TOKENS - len(body)))
-    return SearchDoc(item.id, recency_key(item.published_at, item.id),
-                     " ".join(index_tokens(item.title or "", MAX_TITLE_TOKENS)), " ".join(body))
+    return SearchDoc(
+        item.id,
+        recency_key(item.published_at, item.id),
+        " ".join(index_tokens(item.title or "", MAX_TITLE_TOKENS)),
+        " ".join(body),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -310,7 +331,7 @@ def _chunks(ids: Sequence[int], size: int = 500) -> Iterable[list[int]]:
     """ids in slices small enough for SQLite's limit on bound parameters."""
     ids = list(ids)
     for start in range(0, len(ids), size):
-        yield ids[start:start + size]
+        yield ids[start : start + size]
 
 
 class _Sqlite:
@@ -318,23 +339,32 @@ class _Sqlite:
 
     @staticmethod
     def stored(session: Session, item_ids: Sequence[int]) -> dict[int, tuple[int, str, str]]:
-        query = text("SELECT item_id, key, title, body FROM search_docs WHERE item_id IN :ids"
-                     ).bindparams(bindparam("ids", expanding=True))
-        return {row[0]: (row[1], row[2], row[3])
-                for chunk in _chunks(item_ids) for row in session.execute(query, {"ids": chunk})}
+        query = text("SELECT item_id, key, title, body FROM search_docs WHERE item_id IN :ids").bindparams(
+            bindparam("ids", expanding=True)
+        )
+        return {
+            row[0]: (row[1], row[2], row[3])
+            for chunk in _chunks(item_ids)
+            for row in session.execute(query, {"ids": chunk})
+        }
 
     @staticmethod
     def delete(session: Session, item_ids: Sequence[int]) -> None:
         # The delete trigger tells FTS5 which tokens to drop, from the row's stored text.
-        query = text("DELETE FROM search_docs WHERE item_id IN :ids").bindparams(bindparam("ids", expanding=True))
+        query = text("DELETE FROM search_docs WHERE item_id IN :ids").bindparams(
+            bindparam("ids", expanding=True)
+        )
         for chunk in _chunks(item_ids):
             session.execute(query, {"ids": chunk})
 
     @staticmethod
     def insert(session: Session, docs: Sequence[SearchDoc]) -> None:
-        session.execute(text("INSERT INTO search_docs (key, item_id, title, body) "
-                             "VALUES (:key, :item_id, :title, :body)"),
-                        [{"key": d.key, "item_id": d.item_id, "title": d.title, "body": d.body} for d in docs])
+        session.execute(
+            text(
+                "INSERT INTO search_docs (key, item_id, title, body) VALUES (:key, :item_id, :title, :body)"
+            ),
+            [{"key": d.key, "item_id": d.item_id, "title": d.title, "body": d.body} for d in docs],
+        )
 
     @staticmethod
     def clear(session: Session) -> None:
@@ -346,25 +376,36 @@ class _Sqlite:
     @staticmethod
     def newest_keys(session: Session, query: ParsedQuery, n: int, below: int) -> list[int]:
         rows = session.execute(
-            text("SELECT rowid FROM search_fts WHERE search_fts MATCH :match AND rowid < :below "
-                 "ORDER BY rowid DESC LIMIT :n"),
-            {"match": query.fts5_match(), "below": below, "n": n})
+            text(
+                "SELECT rowid FROM search_fts WHERE search_fts MATCH :match AND rowid < :below "
+                "ORDER BY rowid DESC LIMIT :n"
+            ),
+            {"match": query.fts5_match(), "below": below, "n": n},
+        )
         return [row[0] for row in rows]
 
     @staticmethod
     def newest_texts(session: Session, query: ParsedQuery, n: int) -> list[tuple[int, str, str]]:
         """(key, title, body) of the n newest matches; FTS5 reads the text from search_docs."""
         rows = session.execute(
-            text("SELECT rowid, title, body FROM search_fts WHERE search_fts MATCH :match "
-                 "ORDER BY rowid DESC LIMIT :n"),
-            {"match": query.fts5_match(), "n": n})
+            text(
+                "SELECT rowid, title, body FROM search_fts WHERE search_fts MATCH :match "
+                "ORDER BY rowid DESC LIMIT :n"
+            ),
+            {"match": query.fts5_match(), "n": n},
+        )
         return [(row[0], row[1], row[2]) for row in rows]
 
 
-# PostgreSQL plan for "the newest n matches" (see _pg_newest_keys):
-_PG_PROBE_ROWS = 2000  # the newest rows walked in key order, each tsvector tested
-_PG_DIRECT_MATCHES = 1500  # at most about this many matches left: read them all through GIN
-_PG_WINDOWS = 3  # key-range windows tried before reading all that is left
+# PostgreSQL plan for "the newest n matches" (see _pg_newest_keys). Costs in microseconds,
+# measured on the benchmark machine; only their ratios matter.
+_PG_PROBE_ROWS = 2000  # the newest rows walked first
+_PG_WALK_ROW = 1.25  # walking: one row read and its tsvector tested
+_PG_GIN_MATCH = {"word": 0.3, "phrase": 1.0, "prefix": 1.2}  # a GIN bitmap, per match
+_PG_HEAP_MATCH = 2.5  # reading a matched row for its key
+_PG_WINDOW_ROW = 0.012  # the BRIN bitmap of a window, per row in it
+_PG_WINDOW_MATCH = 10.0  # a window's heap pages are lossy: every row on them is rechecked
+_PG_STEPS = 3  # walks or windows tried before one bitmap scan of everything older
 
 
 class _Postgres:
@@ -373,9 +414,12 @@ class _Postgres:
     @staticmethod
     def stored(session: Session, item_ids: Sequence[int]) -> dict[int, tuple[int, str, str]]:
         rows = session.execute(
-            text("SELECT d.item_id, d.key, t.title, t.body FROM search_docs d "
-                 "JOIN search_texts t ON t.item_id = d.item_id WHERE d.item_id = ANY(:ids)"),
-            {"ids": list(item_ids)})
+            text(
+                "SELECT d.item_id, d.key, t.title, t.body FROM search_docs d "
+                "JOIN search_texts t ON t.item_id = d.item_id WHERE d.item_id = ANY(:ids)"
+            ),
+            {"ids": list(item_ids)},
+        )
         return {row[0]: (row[1], row[2], row[3]) for row in rows}
 
     @staticmethod
@@ -385,11 +429,16 @@ class _Postgres:
 
     @staticmethod
     def insert(session: Session, docs: Sequence[SearchDoc]) -> None:
-        session.execute(text("INSERT INTO search_docs (item_id, key, tsv) "
-                             "VALUES (:item_id, :key, CAST(:tsv AS tsvector))"),
-                        [{"item_id": d.item_id, "key": d.key, "tsv": d.tsvector()} for d in docs])
-        session.execute(text("INSERT INTO search_texts (item_id, title, body) VALUES (:item_id, :title, :body)"),
-                        [{"item_id": d.item_id, "title": d.title, "body": d.body} for d in docs])
+        session.execute(
+            text(
+                "INSERT INTO search_docs (item_id, key, tsv) VALUES (:item_id, :key, CAST(:tsv AS tsvector))"
+            ),
+            [{"item_id": d.item_id, "key": d.key, "tsv": d.tsvector()} for d in docs],
+        )
+        session.execute(
+            text("INSERT INTO search_texts (item_id, title, body) VALUES (:item_id, :title, :body)"),
+            [{"item_id": d.item_id, "title": d.title, "body": d.body} for d in docs],
+        )
 
     @staticmethod
     def clear(session: Session) -> None:
@@ -398,88 +447,135 @@ class _Postgres:
 
     @staticmethod
     def newest_keys(session: Session, query: ParsedQuery, n: int, below: int) -> list[int]:
-        return _pg_newest_keys(session, query.tsquery(), n, below)
+        return _pg_newest_keys(session, query, n, below)
 
     @staticmethod
     def newest_texts(session: Session, query: ParsedQuery, n: int) -> list[tuple[int, str, str]]:
-        keys = _pg_newest_keys(session, query.tsquery(), n, _MAX_KEY)
-        rows = session.execute(text("SELECT item_id, title, body FROM search_texts WHERE item_id = ANY(:ids)"),
-                               {"ids": [item_id_of_key(key) for key in keys]})
+        keys = _pg_newest_keys(session, query, n, _MAX_KEY)
+        rows = session.execute(
+            text("SELECT item_id, title, body FROM search_texts WHERE item_id = ANY(:ids)"),
+            {"ids": [item_id_of_key(key) for key in keys]},
+        )
         texts = {row[0]: (row[1], row[2]) for row in rows}
         return [(key, *texts.get(item_id_of_key(key), ("", ""))) for key in keys]
 
 
-def _pg_newest_keys(session: Session, tsquery: str, n: int, below: int) -> list[int]:
+def _pg_newest_keys(session: Session, query: ParsedQuery, n: int, below: int) -> list[int]:
     """The keys of the n newest matches with key < below, without reading every match.
 
-    GIN answers "which rows contain 的" with all of them (600,000 rows at a million items) and
-    cannot order them by key; a backward walk of the key btree testing each row's tsvector
-    costs a few microseconds a row, which is right for common words and ruinous for rare ones.
-    So, going back in time from the newest row:
+    GIN gives every match of a word at once (600,000 for 的 at a million items), unordered, and
+    each must then be read from the table for its key. So, going back from the newest row:
 
-    1. Walk the newest _PG_PROBE_ROWS rows (ts_match_vq, which GIN cannot serve, so this is
-       always the bounded walk). Enough matches: done; that is every word in more than ~5% of
-       recent items. Otherwise the walk's hit rate and key span per row estimate the rest.
-    2. While many matches are expected to be left, AND the GIN bitmap of the query with the
-       btree bitmap of a key window sized for 2.5 times the matches still needed; each window
-       re-estimates the rate (at most _PG_WINDOWS of them).
-    3. Then (or at once, for a rare word) one GIN bitmap scan for all that is left.
+    1. Walk the newest _PG_PROBE_ROWS rows in key order (btree), testing each row's tsvector
+       with ts_match_vq, which GIN cannot serve, so the plan is always this bounded walk. Enough
+       matches (a word in more than ~2.5% of recent items): done.
+    2. Otherwise the walk's hit rate estimates the matches left, and a small cost model picks
+       the cheapest way on, at most _PG_STEPS times, re-estimating each time: walk on as far
+       as the rate says the missing matches are; or a window: the GIN bitmap ANDed with the
+       BRIN bitmap of the key range likely to hold 3 times the matches still needed (BRIN on
+       key + 0, so that the btree cannot stand in for it; BRIN is cheap per row, and while
+       rows are stored roughly in key order, as ingest and rebuild_index store them, only the
+       window's heap pages are read); or step 3 at once, when few matches are left.
+    3. One GIN bitmap scan for whatever is left (key + 0: GIN only), each match read for its key.
 
-    Every statement is planned for its own values (plan_cache_mode: psycopg prepares repeated
-    statements, and a generic plan cannot tell 的 from a rare word), steps 2 and 3 run with
-    index and sequential scans off so that the planner can only combine bitmaps, and the
-    transaction's settings are put back before returning.
+    psycopg prepares a statement run five times, and PostgreSQL may then plan it once for any
+    values: a plan that cannot tell a rare word from 的 (or a narrow window from the whole
+    table). So plan_cache_mode is force_custom_plan for these statements (and put back after).
     """
-    saved = session.execute(text(
-        "SELECT current_setting('plan_cache_mode'), current_setting('enable_indexscan'), "
-        "current_setting('enable_seqscan'), set_config('plan_cache_mode', 'force_custom_plan', true)")).one()
+    tsquery = query.tsquery()
+    floor, newest, rows, plan_mode, _ = session.execute(
+        text(
+            "SELECT (SELECT key FROM search_docs WHERE key < :below ORDER BY key DESC OFFSET :skip LIMIT 1), "
+            "(SELECT max(key) FROM search_docs WHERE key < :below), "
+            "(SELECT reltuples FROM pg_class WHERE oid = CAST('search_docs' AS regclass)), "
+            "current_setting('plan_cache_mode'), set_config('plan_cache_mode', 'force_custom_plan', true)"
+        ),
+        {"below": below, "skip": _PG_PROBE_ROWS - 1},
+    ).one()
     try:
-        return _pg_walk_then_bitmaps(session, tsquery, n, below)
+        return _pg_find(session, query, tsquery, n, below, floor, newest, rows)
     finally:
-        session.execute(text("SELECT set_config('plan_cache_mode', :p, true), "
-                             "set_config('enable_indexscan', :i, true), set_config('enable_seqscan', :s, true)"),
-                        {"p": saved[0], "i": saved[1], "s": saved[2]})
+        session.execute(text("SELECT set_config('plan_cache_mode', :mode, true)"), {"mode": plan_mode})
 
 
-def _pg_walk_then_bitmaps(session: Session, tsquery: str, n: int, below: int) -> list[int]:
-    floor, newest, rows = session.execute(text(
-        "SELECT (SELECT key FROM search_docs WHERE key < :below ORDER BY key DESC OFFSET :skip LIMIT 1), "
-        "(SELECT max(key) FROM search_docs WHERE key < :below), "
-        "(SELECT reltuples FROM pg_class WHERE oid = CAST('search_docs' AS regclass))"),
-        {"below": below, "skip": _PG_PROBE_ROWS - 1}).one()
-    keys = [row[0] for row in session.execute(
-        text("SELECT key FROM search_docs WHERE key < :below AND key >= :floor "
-             "AND ts_match_vq(tsv, CAST(:q AS tsquery)) ORDER BY key DESC LIMIT :n"),
-        {"below": below, "floor": floor if floor is not None else -1, "q": tsquery, "n": n})]
-    if len(keys) >= n or floor is None:
+def _pg_find(
+    session: Session,
+    query: ParsedQuery,
+    tsquery: str,
+    n: int,
+    below: int,
+    floor: int | None,
+    newest: int | None,
+    rows: float | None,
+) -> list[int]:
+    keys = _pg_walk(session, tsquery, n, below, floor if floor is not None else -1)
+    if len(keys) >= n or floor is None or newest is None:
         return keys
-    session.execute(text("SELECT set_config('enable_indexscan', 'off', true), set_config('enable_seqscan', 'off', true)"))
+    kind = (
+        "prefix"
+        if any(needle.prefix for needle in query.required)
+        else "phrase"
+        if any(len(needle.tokens) > 1 for needle in query.required)
+        else "word"
+    )
     key_span = max(1, (newest - floor) // _PG_PROBE_ROWS)  # key units per row, recently
-    rate = (len(keys) + 1) / _PG_PROBE_ROWS
-    rows_left = max(0.0, float(rows or 0) - _PG_PROBE_ROWS)
-    top = floor
-    for _ in range(_PG_WINDOWS):
+    walked, hits, top = _PG_PROBE_ROWS, len(keys), floor
+    for _ in range(_PG_STEPS):
         need = n - len(keys)
-        if rate * rows_left <= _PG_DIRECT_MATCHES:
+        rate = (hits + 1) / walked
+        matches_left = rate * max(0.0, float(rows or 0) - walked)
+        walk = _PG_WALK_ROW * 1.5 * need / rate
+        window = (
+            matches_left * _PG_GIN_MATCH[kind] + _PG_WINDOW_ROW * 3 * need / rate + _PG_WINDOW_MATCH * need
+        )
+        if matches_left * (_PG_GIN_MATCH[kind] + _PG_HEAP_MATCH) <= min(walk, window):
             break
-        window = max(_PG_PROBE_ROWS, int(2.5 * need / rate))
-        low = max(top - window * key_span, -1)
-        found = [row[0] for row in session.execute(
-            text("SELECT key FROM search_docs WHERE tsv @@ CAST(:q AS tsquery) "
-                 "AND key < :top AND key >= :low ORDER BY key DESC LIMIT :n"),
-            {"q": tsquery, "top": top, "low": low, "n": need})]
+        if window < walk:
+            span = int(3 * need / rate) + 1
+            low = max(top - span * key_span, -1)
+            found = [
+                row[0]
+                for row in session.execute(
+                    text(
+                        "SELECT key FROM search_docs WHERE tsv @@ CAST(:q AS tsquery) "
+                        "AND key + 0 < :top AND key + 0 >= :low ORDER BY key + 0 DESC LIMIT :n"
+                    ),
+                    {"q": tsquery, "top": top, "low": low, "n": need},
+                )
+            ]
+        else:
+            span = int(1.5 * need / rate) + 1
+            low = max(top - span * key_span, -1)
+            found = _pg_walk(session, tsquery, need, top, low)
         keys += found
         if len(keys) >= n or low < 0:
             return keys
-        rate = (len(found) + 1) / window
-        rows_left -= window
-        top = low
-    # key + 0: whatever the settings, the btree cannot drive this one (a walk of all rows).
-    keys += [row[0] for row in session.execute(
-        text("SELECT key FROM search_docs WHERE tsv @@ CAST(:q AS tsquery) AND key + 0 < :top "
-             "ORDER BY key + 0 DESC LIMIT :n"),
-        {"q": tsquery, "top": top, "n": n - len(keys)})]
+        walked, hits, top = walked + span, hits + len(found), low
+    keys += [
+        row[0]
+        for row in session.execute(
+            text(
+                "SELECT key FROM search_docs WHERE tsv @@ CAST(:q AS tsquery) AND key + 0 < :top "
+                "ORDER BY key + 0 DESC LIMIT :n"
+            ),
+            {"q": tsquery, "top": top, "n": n - len(keys)},
+        )
+    ]
     return keys
+
+
+def _pg_walk(session: Session, tsquery: str, n: int, below: int, floor: int) -> list[int]:
+    """Keys of the first n matches walking back from below to floor (inclusive)."""
+    return [
+        row[0]
+        for row in session.execute(
+            text(
+                "SELECT key FROM search_docs WHERE key < :below AND key >= :floor "
+                "AND ts_match_vq(tsv, CAST(:q AS tsquery)) ORDER BY key DESC LIMIT :n"
+            ),
+            {"below": below, "floor": floor, "q": tsquery, "n": n},
+        )
+    ]
 
 
 def _backend(session: Session) -> type[_Sqlite] | type[_Postgres]:
@@ -520,8 +616,16 @@ def rebuild_index(session: Session, *, batch: int = 2000) -> int:
     backend.clear(session)
     count = 0
     pending: list[SearchDoc] = []
-    for item in session.scalars(select(Item).where(Item.removed.is_(False)).execution_options(yield_per=batch)):
-        pending.append(search_doc(item))
+    # In key order, so that PostgreSQL stores rows roughly in key order (its BRIN window relies on
+    # it); only the columns indexed, so that migration 0002 can run this on any later model.
+    rows = (
+        select(Item.id, Item.title, Item.summary, Item.commentary, Item.source, Item.tags, Item.published_at)
+        .where(Item.removed.is_(False))
+        .order_by(Item.published_at.asc().nulls_first(), Item.id)
+        .execution_options(yield_per=batch)
+    )
+    for row in session.execute(rows):
+        pending.append(search_doc(row))
         if len(pending) >= batch:
             backend.insert(session, sorted(pending, key=lambda doc: doc.key))
             count += len(pending)
@@ -592,14 +696,14 @@ def search_items(session: Session, query: str, *, limit: int = 5, offset: int = 
     window = newest[:RANK_WINDOW]
     capped = len(newest) > RANK_WINDOW
     ranked = _ranked(parsed, window)
-    keys = ranked[offset:offset + limit]
+    keys = ranked[offset : offset + limit]
     has_more = capped or offset + limit < len(ranked)
     if capped and offset + limit > RANK_WINDOW:
         # Past the ranked window: the older matches, newest first.
         skip = max(0, offset - RANK_WINDOW)
         wanted = offset + limit - max(offset, RANK_WINDOW)
         older = backend.newest_keys(session, parsed, skip + wanted + 1, window[-1][0])
-        keys += older[skip:skip + wanted]
+        keys += older[skip : skip + wanted]
         has_more = len(older) > skip + wanted
     return SearchPage(_items(session, keys), None if capped else len(window), has_more, parsed)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from digests import search
 from digests.ingest import ingest
@@ -47,8 +47,12 @@ def _titles(db, query: str, limit: int = 5) -> list[str]:
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def archive(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-            seeds_dir: Path, corpus_dir: Path):
+def archive(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    seeds_dir: Path,
+    corpus_dir: Path,
+):
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('search') / 'digest.db'}"
     else:
@@ -121,10 +125,10 @@ HOSTILE = [
     "'; DROP TABLE items; --",
     '" OR 1=1 --',
     "谷歌' OR '1'='1",
-    "谷歌\" OR \"1\"=\"1",
+    '谷歌" OR "1"="1',
     "NEAR(谷歌 AI) AND title:linux OR {body}: x NOT y",
     "^谷歌 + 'a' & !b | c <-> d :* *",
-    "\\'\\\"\\\\ -\" -",
+    '\\\'\\"\\\\ -" -',
     '"unbalanced 谷歌',
     "-",
     "\x00\x01\t\n谷歌\u200b\ufeff",
@@ -148,9 +152,13 @@ def test_any_user_string_is_safe(archive, query: str) -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(query=st.text(alphabet=st.characters(codec="utf-8"), max_size=80)
-       | st.lists(st.sampled_from(["谷歌", "AI", "-", '"', "“", "”", " ", "*", "'", "(", ":", "芯", "的", "\\"]),
-                  max_size=12).map("".join))
+@given(
+    query=st.text(alphabet=st.characters(codec="utf-8"), max_size=80)
+    | st.lists(
+        st.sampled_from(["谷歌", "AI", "-", '"', "“", "”", " ", "*", "'", "(", ":", "芯", "的", "\\"]),
+        max_size=12,
+    ).map("".join)
+)
 def test_random_queries_never_raise(archive, query: str) -> None:
     with archive.session() as session:
         page = search_items(session, query, limit=3, offset=1)
@@ -169,8 +177,11 @@ def test_paging_through_a_very_common_word_is_stable_and_complete(archive) -> No
     with archive.session() as session:
         first = search_items(session, "的", limit=5)
         everything = search_items(session, "的", limit=2000).results
-        expected = {item.id for item in session.scalars(select(Item).where(Item.removed.is_(False)))
-                    if "的" in _text(item)}
+        expected = {
+            item.id
+            for item in session.scalars(select(Item).where(Item.removed.is_(False)))
+            if "的" in _text(item)
+        }
     assert first.total is None and first.has_more
     assert len(expected) > RANK_WINDOW
     paged = _all(archive, "的")
@@ -186,8 +197,41 @@ def test_paging_through_a_very_common_word_is_stable_and_complete(archive) -> No
                 break
     assert pages == [item.id for item in paged]
     tail = paged[RANK_WINDOW:]
-    assert tail == sorted(tail, key=lambda item: (item.published_at or datetime.min.replace(tzinfo=UTC), item.id),
-                          reverse=True)
+    assert tail == sorted(
+        tail, key=lambda item: (item.published_at or datetime.min.replace(tzinfo=UTC), item.id), reverse=True
+    )
+
+
+FORCED = {
+    "walk": {"_PG_WALK_ROW": 0.0},
+    "window": {
+        "_PG_WALK_ROW": 1e9,
+        "_PG_HEAP_MATCH": 1e9,
+        "_PG_WINDOW_ROW": 0.0,
+        "_PG_WINDOW_MATCH": 0.0,
+        "_PG_GIN_MATCH": {"word": 0.0, "phrase": 0.0, "prefix": 0.0},
+    },
+    "bitmap": {"_PG_HEAP_MATCH": 0.0, "_PG_GIN_MATCH": {"word": 0.0, "phrase": 0.0, "prefix": 0.0}},
+}
+
+
+@pytest.mark.parametrize("plan", FORCED)
+def test_every_postgresql_plan_finds_the_same_pages(
+    archive, monkeypatch: pytest.MonkeyPatch, plan: str
+) -> None:
+    """Walks, windows and bitmap scans, in small steps, give what one walk over everything gives."""
+    if archive.dialect != "postgresql":
+        pytest.skip("the stepwise plan is PostgreSQL's")
+    with archive.session() as session:
+        session.execute(text("ANALYZE search_docs"))
+    queries = ["的", "开源", "谷歌 ai", '"开源软件"', "芯", "linux -内核", "gan", "zyxwvut"]
+    expected = {query: [item.id for item in _all(archive, query)] for query in queries}
+    assert len(expected["的"]) > 2 * RANK_WINDOW
+    monkeypatch.setattr(search, "_PG_PROBE_ROWS", 10)
+    for name, value in FORCED[plan].items():
+        monkeypatch.setattr(search, name, value)
+    for query in queries:
+        assert [item.id for item in _all(archive, query)] == expected[query], query
 
 
 def test_total_is_exact_below_the_window(archive) -> None:
@@ -202,8 +246,14 @@ def test_total_is_exact_below_the_window(archive) -> None:
 
 
 def _add(session, n: int, title: str, summary: str = "", *, days: int = 0, **fields) -> Item:
-    item = Item(fingerprint=f"fp-{n}", title=title, url=f"https://example.com/{n}", summary=summary,
-                published_at=datetime(2024, 1, 1, tzinfo=UTC) + timedelta(days=days), **fields)
+    item = Item(
+        fingerprint=f"fp-{n}",
+        title=title,
+        url=f"https://example.com/{n}",
+        summary=summary,
+        published_at=datetime(2024, 1, 1, tzinfo=UTC) + timedelta(days=days),
+        **fields,
+    )
     session.add(item)
     session.flush()
     return item
@@ -240,8 +290,11 @@ def test_paging_below_the_window_is_stable(db) -> None:
         search.index_items(session, items)
     with db.session() as session:
         whole = [item.id for item in search_items(session, "条目", limit=100).results]
-        pages = [item.id for offset in range(0, 30, 4)
-                 for item in search_items(session, "条目", limit=4, offset=offset).results]
+        pages = [
+            item.id
+            for offset in range(0, 30, 4)
+            for item in search_items(session, "条目", limit=4, offset=offset).results
+        ]
         last = search_items(session, "条目", limit=4, offset=28)
     assert pages == whole and len(whole) == 30
     assert not last.has_more and last.total == 30
@@ -258,8 +311,10 @@ def test_empty_and_punctuation_only_queries_give_an_empty_page(db) -> None:
 def test_many_items_past_the_window_page_in_order(db) -> None:
     n = RANK_WINDOW + 25
     with db.session() as session:
-        items = [_add(session, i, f"硬核新闻 {i}", "正文" + ("硬核" if i % 3 else ""), days=i)
-                 for i in range(1, n + 1)]
+        items = [
+            _add(session, i, f"硬核新闻 {i}", "正文" + ("硬核" if i % 3 else ""), days=i)
+            for i in range(1, n + 1)
+        ]
         search.index_items(session, items)
     with db.session() as session:
         first = search_items(session, "硬核", limit=RANK_WINDOW - 2)
@@ -269,13 +324,16 @@ def test_many_items_past_the_window_page_in_order(db) -> None:
     assert first.total is None and first.has_more
     # the window is the newest RANK_WINDOW items, and within it items with the word twice come first
     assert set(ranked) <= {item.id for item in items[-RANK_WINDOW:]}
-    assert [item.id for item in across.results][5:] == [item.id for item in reversed(items[:n - RANK_WINDOW])][:5]
+    assert [item.id for item in across.results][5:] == [
+        item.id for item in reversed(items[: n - RANK_WINDOW])
+    ][:5]
     assert [item.id for item in last.results] == [item.id for item in reversed(items[:5])]
     assert not last.has_more
 
 
-def _linuxcn(first_title: str, first_body: str, *, url: str = "https://example.com/quantum-mouse",
-             second: bool = True) -> str:
+def _linuxcn(
+    first_title: str, first_body: str, *, url: str = "https://example.com/quantum-mouse", second: bool = True
+) -> str:
     doc = f"""---
 author: 硬核老王
 category: 硬核观察
@@ -315,8 +373,9 @@ def test_index_follows_ingest_updates_and_removals(db, tmp_path: Path) -> None:
     assert _titles(db, "火星") == ["火星网络延迟创新低"]
 
     keyboard = "https://example.com/quantum-keyboard"
-    doc.write_text(_linuxcn("量子键盘问世", "某公司发布了量子键盘，按键既按下又没按下。", url=keyboard),
-                   encoding="utf-8")
+    doc.write_text(
+        _linuxcn("量子键盘问世", "某公司发布了量子键盘，按键既按下又没按下。", url=keyboard), encoding="utf-8"
+    )
     assert ingest(db, [doc]).items_removed == 1
     assert _titles(db, "键盘") == ["量子键盘问世"]
     assert _titles(db, "鼠标") == []
@@ -327,8 +386,9 @@ def test_index_follows_ingest_updates_and_removals(db, tmp_path: Path) -> None:
     assert _titles(db, "蓝牙") == ["量子键盘问世"]
     assert _titles(db, "量子 按键") == []
 
-    doc.write_text(_linuxcn("量子键盘问世", "正文改写：现在它还支持蓝牙。", url=keyboard, second=False),
-                   encoding="utf-8")
+    doc.write_text(
+        _linuxcn("量子键盘问世", "正文改写：现在它还支持蓝牙。", url=keyboard, second=False), encoding="utf-8"
+    )
     assert ingest(db, [doc]).items_removed == 1
     assert _titles(db, "火星") == []
     assert _titles(db, "-火星 量子") == ["量子键盘问世"]
