@@ -71,6 +71,8 @@ def cmd_ingest(ctx: Context) -> int:
 
     paths = ctx.args.paths or ctx.config.archive.paths
     as_json = ctx.args.json
+    if not getattr(ctx.args, "verbose", False):  # the summary lists every failure already
+        logging.getLogger("digests.ingest").setLevel(logging.ERROR)
     progress_cb: Callable[[str], None] | None = None
     progress_ctx = None
     if not as_json and sys.stderr.isatty():
