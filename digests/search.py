@@ -692,6 +692,14 @@ def search_items(session: Session, query: str, *, limit: int = 5, offset: int = 
     if parsed.is_empty:
         return SearchPage([], 0, False, parsed)
     backend = _backend(session)
+    if offset >= RANK_WINDOW:
+        # A page past the ranked window: the older matches, newest first; no ranking needed.
+        skip = offset - RANK_WINDOW
+        older = backend.newest_keys(session, parsed, RANK_WINDOW + skip + limit + 1, _MAX_KEY)
+        capped = len(older) > RANK_WINDOW
+        keys = older[RANK_WINDOW + skip : RANK_WINDOW + skip + limit]
+        total = None if capped else len(older)
+        return SearchPage(_items(session, keys), total, len(older) > offset + limit, parsed)
     newest = backend.newest_texts(session, parsed, RANK_WINDOW + 1)
     window = newest[:RANK_WINDOW]
     capped = len(newest) > RANK_WINDOW
@@ -699,12 +707,11 @@ def search_items(session: Session, query: str, *, limit: int = 5, offset: int = 
     keys = ranked[offset : offset + limit]
     has_more = capped or offset + limit < len(ranked)
     if capped and offset + limit > RANK_WINDOW:
-        # Past the ranked window: the older matches, newest first.
-        skip = max(0, offset - RANK_WINDOW)
-        wanted = offset + limit - max(offset, RANK_WINDOW)
-        older = backend.newest_keys(session, parsed, skip + wanted + 1, window[-1][0])
-        keys += older[skip : skip + wanted]
-        has_more = len(older) > skip + wanted
+        # The page runs past the ranked window: then the older matches, newest first.
+        wanted = offset + limit - RANK_WINDOW
+        older = backend.newest_keys(session, parsed, wanted + 1, window[-1][0])
+        keys += older[:wanted]
+        has_more = len(older) > wanted
     return SearchPage(_items(session, keys), None if capped else len(window), has_more, parsed)
 
 
