@@ -50,7 +50,7 @@ def _config_path(given: str | None) -> Path | None:
     return local if local.is_file() else None
 
 
-def _print_json(data: Any) -> None:
+def print_json(data: Any) -> None:
     json.dump(data, sys.stdout, ensure_ascii=False, indent=2, default=str)
     sys.stdout.write("\n")
 
@@ -92,7 +92,7 @@ def cmd_ingest(ctx: Context) -> int:
         if progress_ctx is not None:
             progress_ctx.stop()
     if as_json:
-        _print_json(report.as_dict())
+        print_json(report.as_dict())
     else:
         _print_ingest_report(report)
     return EXIT_FAILED if report.documents_failed else EXIT_OK
@@ -123,7 +123,7 @@ def cmd_items(ctx: Context) -> int:
     with ctx.db.session() as session:
         views = item_views(session, list_items(session, limit=ctx.args.limit, newest_first=ctx.args.newest))
     if ctx.args.json:
-        _print_json([view.as_json() for view in views])
+        print_json([view.as_json() for view in views])
         return EXIT_OK
     from rich.table import Table
 
@@ -181,7 +181,7 @@ def cmd_search(ctx: Context) -> int:
         page = search.search_items(session, query, limit=ctx.args.limit)
         views = item_views(session, page.results)
     if ctx.args.json:
-        _print_json([view.as_json() for view in views])
+        print_json([view.as_json() for view in views])
         return EXIT_OK
     if not views:
         print(f"nothing found for {query!r}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import shutil
 import sys
@@ -12,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot.cli import print_json
 from digests.channels import all_channels, get_channel, settings_of, sync_channels
 from digests.store.models import FAILED, PENDING, RETRY, SENDING, SENT, UNCERTAIN, Post
 
@@ -20,11 +20,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 SAMPLE_ARCHIVE = Path(__file__).resolve().parent.parent / "digests" / "sample_archive"
-
-
-def _print_json(data: Any) -> None:
-    json.dump(data, sys.stdout, ensure_ascii=False, indent=2, default=str)
-    sys.stdout.write("\n")
 
 
 def _message(html: str, photo: str | None, item_ids: list[int]) -> Any:
@@ -82,7 +77,7 @@ def cmd_preview(ctx: Context) -> int:
         Path(ctx.args.html).write_text(render_preview_page(messages, "hardcore-digest preview"), encoding="utf-8")
         print(f"wrote {len(rows)} post(s) to {ctx.args.html}")
     if ctx.args.json:
-        _print_json([{k: v for k, v in row.items() if k != "message"} for row in rows])
+        print_json([{k: v for k, v in row.items() if k != "message"} for row in rows])
     elif not ctx.args.html:
         if not rows:
             print("nothing is due: every stored item was already posted, or no channel is configured")
@@ -205,7 +200,7 @@ def cmd_deliveries(ctx: Context) -> int:
         posts = list_posts(session, states=ctx.args.state or None, channel_id=channel_id, limit=ctx.args.limit)
         rows = [post_json(p, names.get(p.channel_id, "?")) for p in posts]
     if ctx.args.json:
-        _print_json(rows)
+        print_json(rows)
         return 0
     for row in rows:
         print(f"{row['id']:>6} {row['channel']:<12} {row['state']:<10} items {row['item_ids']} "
@@ -229,7 +224,7 @@ def cmd_uncertain(ctx: Context) -> int:
         names = {c.id: c.name for c in all_channels(session)}
         rows = [post_json(p, names.get(p.channel_id, "?")) for p in list_posts(session, states=[UNCERTAIN, FAILED])]
     if ctx.args.json:
-        _print_json(rows)
+        print_json(rows)
         return 0
     if not rows:
         print("nothing uncertain or failed")
@@ -268,7 +263,7 @@ def cmd_stats(ctx: Context) -> int:
     """Items, posts sent/pending/failed/uncertain, 429s, last post per channel."""
     stats = collect_stats(ctx.db)
     if ctx.args.json:
-        _print_json(stats)
+        print_json(stats)
         return 0
     print(f"items: {stats['items']}   429s received: {stats['flood_waits']}")
     for ch in stats["channels"]:

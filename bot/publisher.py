@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import select
 from telegram import Bot, LinkPreviewOptions
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 
@@ -25,7 +24,7 @@ from digests.commentator import fill_missing_commentary, make_commentator
 from digests.config import Config
 from digests.render import make_renderer
 from digests.store.db import Database
-from digests.store.models import PENDING, RETRY, Channel, Post, utcnow
+from digests.store.models import Channel, Post, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +174,7 @@ class Publisher:
         while True:
             blocked = [cid for cid, ch in self._channels.items()
                        if cid in in_flight or self.limiter.chat_wait(ch.chat_id) > 0]
-            candidates = await asyncio.to_thread(self._peek, blocked)
+            candidates = await asyncio.to_thread(delivery.peek_next, self.db, exclude_channels=blocked)
             if candidates is None:
                 return None
             post_id, channel_id = candidates
@@ -190,32 +189,6 @@ class Publisher:
                 await self.limiter.acquire(channel.chat_id)
                 return claimed[0]
             # another worker took it between the peek and the claim: look again
-
-    def _peek(self, blocked: list[int]) -> tuple[int, int] | None:
-        """(post id, channel id) of the first claimable post outside the blocked channels."""
-        now = utcnow()
-        with self.db.session() as session:
-            from sqlalchemy import exists, or_
-            from sqlalchemy.orm import aliased
-
-            earlier = aliased(Post)
-            stmt = (
-                select(Post.id, Post.channel_id).join(Channel, Channel.id == Post.channel_id)
-                .where(Post.state.in_((PENDING, RETRY)), Channel.paused.is_(False),
-                       or_(Post.not_before.is_(None), Post.not_before <= now),
-                       ~exists().where(earlier.channel_id == Post.channel_id, earlier.id < Post.id,
-                                       earlier.state.in_((PENDING, RETRY, "sending"))))
-                .order_by(Post.id).limit(1)
-            )
-            if blocked:
-                stmt = stmt.where(Post.channel_id.not_in(blocked))
-            row = session.execute(stmt).first()
-        if row is not None:
-            return int(row[0]), int(row[1])
-        if blocked and any(self.limiter.chat_wait(self._channels[c].chat_id) > 0 for c in blocked
-                           if c in self._channels):
-            return None  # the rest waits for its chat window: the next drain picks it up
-        return None
 
     async def _send(self, post: Post) -> None:
         channel = self._channels[post.channel_id]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, func, or_, select, tuple_, update
+from sqlalchemy import Select, exists, func, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -273,17 +273,12 @@ def expire_leases(db: Database, *, now: datetime | None = None) -> int:
         return result.rowcount or 0
 
 
-def claim_next(db: Database, worker: str, *, lease: timedelta, now: datetime | None = None,
-               limit: int = 1, channel_ids: Sequence[int] | None = None,
-               exclude_channels: Sequence[int] = ()) -> list[Post]:
-    """Move up to ``limit`` due posts to sending under a lease, at most one per channel.
+def _claimable(now: datetime, exclude_channels: Sequence[int] = ()) -> Select[tuple[int, int]]:
+    """(post id, channel id) of posts that may go now, oldest first.
 
     Posts of a channel go out in order: a post is claimable only when no earlier post of its
-    channel is still waiting or in flight. On PostgreSQL the candidates are read with
-    FOR UPDATE SKIP LOCKED; on both backends the move is a guarded UPDATE, so two workers can
-    never hold the same post.
+    channel is still waiting or in flight, its channel is not paused and its wait is over.
     """
-    now = now or utcnow()
     earlier = aliased(Post)
     blocked_by_earlier = exists().where(
         earlier.channel_id == Post.channel_id, earlier.id < Post.id,
@@ -295,12 +290,32 @@ def claim_next(db: Database, worker: str, *, lease: timedelta, now: datetime | N
         .where(Post.state.in_((PENDING, RETRY)), Channel.paused.is_(False), ~blocked_by_earlier,
                or_(Post.not_before.is_(None), Post.not_before <= now))
         .order_by(Post.id)
-        .limit(limit * 4 + len(exclude_channels))
     )
-    if channel_ids is not None:
-        stmt = stmt.where(Post.channel_id.in_(channel_ids))
     if exclude_channels:
         stmt = stmt.where(Post.channel_id.not_in(exclude_channels))
+    return stmt
+
+
+def peek_next(db: Database, *, exclude_channels: Sequence[int] = (), now: datetime | None = None
+              ) -> tuple[int, int] | None:
+    """(post id, channel id) of the first claimable post outside exclude_channels; claims nothing."""
+    with db.session() as session:
+        row = session.execute(_claimable(now or utcnow(), exclude_channels).limit(1)).first()
+    return (int(row[0]), int(row[1])) if row is not None else None
+
+
+def claim_next(db: Database, worker: str, *, lease: timedelta, now: datetime | None = None,
+               limit: int = 1, channel_ids: Sequence[int] | None = None,
+               exclude_channels: Sequence[int] = ()) -> list[Post]:
+    """Move up to ``limit`` due posts to sending under a lease, at most one per channel.
+
+    On PostgreSQL the candidates are read with FOR UPDATE SKIP LOCKED; on both backends the move
+    is a guarded UPDATE, so two workers can never hold the same post.
+    """
+    now = now or utcnow()
+    stmt = _claimable(now, exclude_channels).limit(limit * 4 + len(exclude_channels))
+    if channel_ids is not None:
+        stmt = stmt.where(Post.channel_id.in_(channel_ids))
     claimed: list[Post] = []
     with db.session() as session:
         if db.dialect == "postgresql":
