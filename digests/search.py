@@ -335,7 +335,7 @@ def _chunks(ids: Sequence[int], size: int = 500) -> Iterable[list[int]]:
 
 
 class _Sqlite:
-    """FTS5 over the external-content table search_docs; triggers keep the two in step."""
+    """FTS5 over the external-content table search_docs: inserts go to both, triggers do deletes."""
 
     @staticmethod
     def stored(session: Session, item_ids: Sequence[int]) -> dict[int, tuple[int, str, str]]:
@@ -359,12 +359,14 @@ class _Sqlite:
 
     @staticmethod
     def insert(session: Session, docs: Sequence[SearchDoc]) -> None:
+        # The text row and its FTS5 entry in the same transaction, both from here: a trigger would
+        # make FTS5 write a segment per row (migration 0003).
+        rows = [{"key": d.key, "item_id": d.item_id, "title": d.title, "body": d.body} for d in docs]
         session.execute(
-            text(
-                "INSERT INTO search_docs (key, item_id, title, body) VALUES (:key, :item_id, :title, :body)"
-            ),
-            [{"key": d.key, "item_id": d.item_id, "title": d.title, "body": d.body} for d in docs],
+            text("INSERT INTO search_docs (key, item_id, title, body) VALUES (:key, :item_id, :title, :body)"),
+            rows,
         )
+        session.execute(text("INSERT INTO search_fts (rowid, title, body) VALUES (:key, :title, :body)"), rows)
 
     @staticmethod
     def clear(session: Session) -> None:

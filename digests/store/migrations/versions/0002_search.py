@@ -1,7 +1,7 @@
 """search index
 
 SQLite: search_docs (the token text of each item, keyed by recency) as the external content of
-the FTS5 table search_fts, kept in step by triggers. PostgreSQL: search_docs (recency key with a btree
+the FTS5 table search_fts (deletes and updates reach it through triggers). PostgreSQL: search_docs (recency key with a btree
 and a BRIN index, and a GIN-indexed tsvector stored inline) and search_texts (the token text the
 ranking reads).
 Items already stored are indexed at the end (digestbot db reindex does the same).
@@ -33,9 +33,8 @@ _SQLITE = [
     """CREATE VIRTUAL TABLE search_fts USING fts5(
         title, body, content='search_docs', content_rowid='key', tokenize='ascii', prefix='1'
     )""",
-    """CREATE TRIGGER search_docs_ai AFTER INSERT ON search_docs BEGIN
-        INSERT INTO search_fts (rowid, title, body) VALUES (new.key, new.title, new.body);
-    END""",
+    # No AFTER INSERT trigger: the code inserts into search_fts itself (see 0003, which drops the
+    # trigger from databases made before; the rebuild below already runs today's code).
     """CREATE TRIGGER search_docs_ad AFTER DELETE ON search_docs BEGIN
         INSERT INTO search_fts (search_fts, rowid, title, body) VALUES ('delete', old.key, old.title, old.body);
     END""",
