@@ -21,6 +21,7 @@ _WECHAT_ARTICLE = re.compile(r"^/s/([A-Za-z0-9_\-]+)/?$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b\u200e\u200f\ufeff]")
 _SPACES = re.compile(r"[ \t\u00a0\u3000]+")
 _BLANK_LINES = re.compile(r"\n{3,}")
+_LINE_EDGES = re.compile(r"[^\S\n]*\n[^\S\n]*")  # the whitespace str.strip() would take off each line
 # linux.cn writes "此前 [报道](url) 的": once the link is text, those spaces sit between two
 # Chinese characters, where Chinese never has them.
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef"
@@ -66,9 +67,8 @@ def fingerprint(item: ParsedItem) -> str:
 def clean_text(text: str) -> str:
     """Unicode NFC, no control or zero-width characters, runs of spaces folded, lines trimmed."""
     text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
-    text = _CONTROL.sub("", text)
-    lines = [_SPACE_BETWEEN_CJK.sub("", _SPACES.sub(" ", line)).strip() for line in text.split("\n")]
-    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+    text = _SPACE_BETWEEN_CJK.sub("", _SPACES.sub(" ", _CONTROL.sub("", text)))
+    return _BLANK_LINES.sub("\n\n", _LINE_EDGES.sub("\n", text)).strip()
 
 
 def clean_line(text: str) -> str:
