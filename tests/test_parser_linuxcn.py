@@ -314,6 +314,28 @@ def test_corpus_dates_are_shanghai_and_text_is_clean(corpus) -> None:
                 assert "](" not in text and "**" not in text, path.name
 
 
+def _assert_needed_keys_suffice(texts: list[str]) -> None:
+    """The parser builds only the front matter keys it reads (reader comments are skipped): each
+    document must read the same as from its whole front matter."""
+    from digests.parsers._frontmatter import split_front_matter
+
+    for text in texts:
+        whole, _ = split_front_matter(text)
+        needed, _ = split_front_matter(text, linuxcn._KEYS)
+        assert "comments_data" not in needed
+        assert linuxcn._read_document(needed) == linuxcn._read_document(whole)
+
+
+def test_reading_only_the_needed_front_matter_keys_changes_nothing() -> None:
+    _assert_needed_keys_suffice(FIXTURE_TEXTS)
+
+
+def test_reading_only_the_needed_front_matter_keys_changes_nothing_in_the_corpus(corpus) -> None:
+    texts = [text for _, text, _ in corpus]
+    assert sum("\ncomments_data:" in text for text in texts) > 10
+    _assert_needed_keys_suffice(texts)
+
+
 # --- never anything but ParseError --------------------------------------------------------------
 
 FIXTURE_TEXTS = [read(DATA / f"{case}.md") for case in CASES]

@@ -15,6 +15,38 @@ except AttributeError:  # pragma: no cover
     _Loader = yaml.SafeLoader
 
 _FENCE = re.compile(r"^---[ \t]*\r?$", re.MULTILINE)
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _KeysLoader(_Loader):  # type: ignore[misc, valid-type]
+    """Builds Python values for the listed top-level keys only; the rest is parsed, not built.
+
+    A linux.cn article's front matter is mostly its reader comments, which no parser reads:
+    skipping them takes a quarter off the YAML cost of an ingest (syntax errors anywhere still
+    fail, a value never built cannot).
+    """
+
+    keys: frozenset[str] = frozenset()
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            node.value = [
+                (key, value) for key, value in node.value
+                if not isinstance(key, yaml.ScalarNode) or key.value in self.keys or key.tag == _MERGE_TAG
+            ]
+        return super().construct_document(node)
+
+
+_LOADERS: dict[frozenset[str], type] = {}
+
+
+def _loader(keys: frozenset[str] | None) -> type:
+    if keys is None:
+        return _Loader
+    loader = _LOADERS.get(keys)
+    if loader is None:
+        loader = _LOADERS[keys] = type("KeysLoader", (_KeysLoader,), {"keys": keys})
+    return loader
 
 
 def has_front_matter(text: str) -> bool:
@@ -22,8 +54,8 @@ def has_front_matter(text: str) -> bool:
     return text.startswith("---") and bool(_FENCE.match(text))
 
 
-def split_front_matter(text: str) -> tuple[dict[str, Any], str]:
-    """(front matter mapping, body) of a document that opens with ``---``.
+def split_front_matter(text: str, keys: frozenset[str] | None = None) -> tuple[dict[str, Any], str]:
+    """(front matter mapping, body) of a document that opens with ``---``; with keys, only those.
 
     Raises ParseError naming the problem (unclosed fence, broken YAML, not a mapping).
     """
@@ -36,7 +68,7 @@ def split_front_matter(text: str) -> tuple[dict[str, Any], str]:
         raise ParseError("front matter is not closed by a --- line")
     raw = text[first.end():closing.start()]
     try:
-        meta = yaml.load(raw, Loader=_Loader)
+        meta = yaml.load(raw, Loader=_loader(keys))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 2}" if mark is not None else ""

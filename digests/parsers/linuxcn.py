@@ -130,7 +130,7 @@ def parse(text: str, *, path: str = "") -> list[ParsedItem]:
     Raises ParseError for broken front matter, a missing title or permalink, or a bad date.
     """
     try:
-        meta, body = split_front_matter(text)
+        meta, body = split_front_matter(text, _KEYS)
     except (ValueError, TypeError, OverflowError, RecursionError) as exc:
         # PyYAML raises plain ValueError for impossible timestamps such as 2021-13-45.
         if isinstance(exc, ParseError):
@@ -163,6 +163,11 @@ class _Document:
     fromurl: str
     image: str | None
     is_column: bool
+
+
+# Every front matter key _read_document reads.
+_KEYS = frozenset({"title", "category", "categories", "author", "translator", "summary", "excerpt",
+                   "largepic", "pic", "permalink", "id", "date", "updated", "tags", "fromurl"})
 
 
 def _read_document(meta: dict[Any, Any]) -> _Document:
