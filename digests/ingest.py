@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import os
 import tarfile
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -318,7 +320,12 @@ def _fingerprints(parsed: list[ParsedItem]) -> dict[str, str]:
     return prints
 
 
-_BATCH_DOCUMENTS = 200  # new documents written per transaction on the fast path
+_BATCH_DOCUMENTS = 1000  # new documents written per transaction on the fast path
+# The fast path inserts through the tables (Core), not the ORM's bulk layer: the same rows and
+# types, without per-row ORM bookkeeping for objects nobody loads.
+_DOCUMENTS = Document.__table__
+_ITEMS = Item.__table__
+_ITEM_SOURCES = ItemSource.__table__
 
 
 @dataclass(slots=True)
@@ -347,6 +354,23 @@ def ingest(
     fails is written again one document per transaction, so only the bad one is lost); changed
     documents are updated in place one transaction each.
     """
+    with _collector_at_rest():
+        return _ingest(db, paths, max_bytes=max_bytes, progress=progress, now=now)
+
+
+@contextmanager
+def _collector_at_rest() -> Iterator[None]:
+    """Parsing makes millions of short-lived objects and no garbage cycles: leave what already
+    exists out of the collector's full passes while an ingest runs (bench: 5-8% of an ingest)."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def _ingest(db: Database, paths: Iterable[str | Path], *, max_bytes: int,
+            progress: Callable[[str], None] | None, now: Callable[[], datetime]) -> IngestReport:
     report = IngestReport()
     with db.session() as session:
         known = {
@@ -477,7 +501,7 @@ def _insert_new_documents(session: Session, batch: list[_Prepared], report: Inge
     rows = [{"path": p.path, "format": p.format, "content_hash": p.digest, "size": p.size,
              "item_count": len(p.items), "error": None, "ingested_at": now, "updated_at": now} for p in batch]
     doc_ids = {path: doc_id for doc_id, path in
-               session.execute(insert(Document).returning(Document.id, Document.path), rows)}
+               session.execute(insert(_DOCUMENTS).returning(_DOCUMENTS.c.id, _DOCUMENTS.c.path), rows)}
     prints = {p.path: _fingerprints(p.items) for p in batch}
     wanted = sorted({fp for per_doc in prints.values() for fp in per_doc.values()})
     existing: dict[str, int] = {}
@@ -513,14 +537,14 @@ def _insert_new_documents(session: Session, batch: list[_Prepared], report: Inge
                        sort_at=parsed.published_at or now, created_at=now, updated_at=now)
             new_rows.append(row)
     if new_rows:
-        for item_id, fp in session.execute(insert(Item).returning(Item.id, Item.fingerprint), new_rows):
+        for item_id, fp in session.execute(insert(_ITEMS).returning(_ITEMS.c.id, _ITEMS.c.fingerprint), new_rows):
             existing[fp] = item_id
         report.items_new += len(new_rows)
         search.index_items(session, [_IndexRow(id=existing[str(row["fingerprint"])], **{
             name: row[name] for name in ("title", "summary", "commentary", "source", "tags", "published_at")
         }) for row in new_rows])
     if sources:
-        session.execute(insert(ItemSource), [{"item_id": existing[fp], "document_id": doc_id, "key": key}
+        session.execute(insert(_ITEM_SOURCES), [{"item_id": existing[fp], "document_id": doc_id, "key": key}
                                              for fp, doc_id, key in sources])
     return doc_ids
 
