@@ -66,9 +66,20 @@ def fingerprint(item: ParsedItem) -> str:
 
 def clean_text(text: str) -> str:
     """Unicode NFC, no control or zero-width characters, runs of spaces folded, lines trimmed."""
-    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
-    text = _SPACE_BETWEEN_CJK.sub("", _SPACES.sub(" ", _CONTROL.sub("", text)))
-    return _BLANK_LINES.sub("\n\n", _LINE_EDGES.sub("\n", text)).strip()
+    # Each regex runs only when its cheap `in` test says it could change something: an ingest
+    # cleans every field of every item, and most fields are already clean.
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = _CONTROL.sub("", unicodedata.normalize("NFC", text))
+    if "  " in text or "\t" in text or "\u00a0" in text or "\u3000" in text:
+        text = _SPACES.sub(" ", text)
+    if " " in text:
+        text = _SPACE_BETWEEN_CJK.sub("", text)
+    if "\n" in text:
+        text = _LINE_EDGES.sub("\n", text)
+        if "\n\n\n" in text:
+            text = _BLANK_LINES.sub("\n\n", text)
+    return text.strip()
 
 
 def clean_line(text: str) -> str:
