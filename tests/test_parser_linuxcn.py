@@ -324,10 +324,32 @@ def _assert_needed_keys_suffice(texts: list[str]) -> None:
         needed, _ = split_front_matter(text, linuxcn._KEYS)
         assert "comments_data" not in needed
         assert linuxcn._read_document(needed) == linuxcn._read_document(whole)
+        assert split_front_matter(text, frozenset(whole))[0] == whole  # every key asked: all the same
 
 
 def test_reading_only_the_needed_front_matter_keys_changes_nothing() -> None:
     _assert_needed_keys_suffice(FIXTURE_TEXTS)
+
+
+SCALARS = ["", "~", "null", "Null", "NULL", "yes", "No", "on", "OFF", "true", "False", "0", "-12", "+7", "0x1F",
+           "0o17", "017", "1_000", "1:30", "3.14", "-.5", ".inf", "-.Inf", ".nan", "6.02e23", "1e3", "2021-02-03",
+           "2021-13-45", "2021-02-03 04:05:06", "2021-02-03T04:05:06+08:00", "=", "<<", "硬核", "a: b", "'q'", "[1]"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(SCALARS) | st.text(alphabet="0123456789.-+:eE_xoTZ ", max_size=12), max_size=6))
+def test_the_lean_resolver_types_every_scalar_as_pyyaml_does(values: list[str]) -> None:
+    from digests.parsers._frontmatter import split_front_matter
+
+    lines = [f"k{n}: {value}" for n, value in enumerate(values)] + [f"s: [{', '.join(values)}]"]
+    text = "---\n" + "\n".join(lines) + "\n---\n"
+    try:
+        whole, _ = split_front_matter(text)
+    except ParseError:
+        with pytest.raises(ParseError):
+            split_front_matter(text, frozenset(f"k{n}" for n in range(len(values))) | {"s"})
+        return
+    assert split_front_matter(text, frozenset(whole))[0] == whole
 
 
 def test_reading_only_the_needed_front_matter_keys_changes_nothing_in_the_corpus(corpus) -> None:

