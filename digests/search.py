@@ -121,11 +121,9 @@ def index_tokens(text: str, limit: int = MAX_BODY_TOKENS) -> list[str]:
             tokens += map(add, cjk, cjk[1:])  # the bigram starting at each character ...
             tokens.append(cjk[-1])  # ... and the last one alone
         else:
-            if not word.isascii() or len(word) > MAX_WORD_CHARS:
-                word = _plain_word(word)
-                if not word:
-                    continue
-            tokens.append(word)
+            word = _plain_word(word)
+            if word:
+                tokens.append(word)
         if len(tokens) >= limit:
             return tokens[:limit]
     return tokens
