@@ -23,6 +23,7 @@ test: $(BIN)/.installed
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
+	$(BIN)/mypy bot digests
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/ingest.py

@@ -46,7 +46,8 @@ def build_application(config: Config, db: Database, *, dry_run: bool = False,
     """The Application with its handlers, publisher and scheduler; not started."""
     token = config.token
     dry_run = dry_run or not token
-    builder = ApplicationBuilder().concurrent_updates(True)
+    # Any: the builder's type parameter changes with the bot class (DryRunBot or the real one).
+    builder: Any = ApplicationBuilder().concurrent_updates(True)
     timeout = config.telegram.request_timeout
     if dry_run:
         builder = builder.bot(DryRunBot(DRY_RUN_TOKEN)).updater(None)

@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, exists, func, or_, select, tuple_, update
+from sqlalchemy import CursorResult, Result, Select, exists, func, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -270,10 +270,10 @@ def expire_leases(db: Database, *, now: datetime | None = None) -> int:
             .values(state=UNCERTAIN, updated_at=now,
                     error=func.coalesce(Post.error, "the worker stopped while sending (lease expired)"))
         )
-        return result.rowcount or 0
+        return _rowcount(result)
 
 
-def _claimable(now: datetime, exclude_channels: Sequence[int] = ()) -> Select[tuple[int, int]]:
+def _claimable(now: datetime, exclude_channels: Sequence[int] = ()) -> Select[int, int]:
     """(post id, channel id) of posts that may go now, oldest first.
 
     Posts of a channel go out in order: a post is claimable only when no earlier post of its
@@ -330,7 +330,7 @@ def claim_next(db: Database, worker: str, *, lease: timedelta, now: datetime | N
                 .values(state=SENDING, worker=worker, lease_until=now + lease, attempts=Post.attempts + 1,
                         updated_at=now)
             )
-            if result.rowcount == 1:
+            if _rowcount(result) == 1:
                 taken_channels.add(channel_id)
                 post = session.get(Post, post_id)
                 assert post is not None
@@ -339,13 +339,18 @@ def claim_next(db: Database, worker: str, *, lease: timedelta, now: datetime | N
     return claimed
 
 
+def _rowcount(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE touched (session.execute types every result as a plain Result)."""
+    return cast(CursorResult[Any], result).rowcount or 0
+
+
 def _finish(db: Database, post_id: int, worker: str, values: dict[str, Any]) -> bool:
     """Move a post this worker holds out of sending; False if it no longer holds it."""
     with db.session() as session:
         result = session.execute(
             update(Post).where(Post.id == post_id, Post.state == SENDING, Post.worker == worker).values(**values)
         )
-        return result.rowcount == 1
+        return _rowcount(result) == 1
 
 
 def record_sent(db: Database, post_id: int, worker: str, message_id: int, *, now: datetime | None = None,

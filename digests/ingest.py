@@ -12,9 +12,11 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
+from typing import cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -106,7 +108,7 @@ def _zip_sources(path: Path) -> Iterator[Source | tuple[str, str]]:
             if info.is_dir() or _hidden(info.filename):
                 continue
             yield Source(f"{path}!{info.filename}", info.file_size,
-                         lambda a=path, n=info.filename: _read_zip_member(a, n))
+                         partial(_read_zip_member, path, info.filename))
 
 
 def _read_zip_member(archive: Path, name: str) -> bytes:
@@ -131,7 +133,7 @@ def _tar_sources(path: Path) -> Iterator[Source | tuple[str, str]]:
                 continue
             # read() is called while this generator is suspended, so the archive is still open.
             yield Source(f"{path}!{member.name}", member.size,
-                         lambda a=archive, m=member: _read_tar_member(a, m))
+                         partial(_read_tar_member, archive, member))
 
 
 def _read_tar_member(archive: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
@@ -232,10 +234,10 @@ class _Upserter:
                 continue
             seen_keys.add(key)
             fp = prints[key]
-            source = existing.get(key)
+            known_source = existing.get(key)
             item = items_by_print.get(fp)
-            if source is not None and (item is None or item.id == source.item_id):
-                current = item or session.get(Item, source.item_id)
+            if known_source is not None and (item is None or item.id == known_source.item_id):
+                current = item or session.get(Item, known_source.item_id)
                 assert current is not None
                 if current.fingerprint != fp:
                     current.fingerprint = fp
@@ -245,10 +247,10 @@ class _Upserter:
                 else:
                     self.report.items_unchanged += 1
                 continue
-            if source is not None:  # the key now points at another, already stored item
-                session.delete(source)
+            if known_source is not None:  # the key now points at another, already stored item
+                session.delete(known_source)
                 session.flush()
-                self._release(source.item_id)
+                self._release(known_source.item_id)
             if item is not None:
                 session.add(ItemSource(item_id=item.id, document_id=document.id, key=key))
                 if item.removed:
@@ -323,9 +325,9 @@ def _fingerprints(parsed: list[ParsedItem]) -> dict[str, str]:
 _BATCH_DOCUMENTS = 1000  # new documents written per transaction on the fast path
 # The fast path inserts through the tables (Core), not the ORM's bulk layer: the same rows and
 # types, without per-row ORM bookkeeping for objects nobody loads.
-_DOCUMENTS = Document.__table__
-_ITEMS = Item.__table__
-_ITEM_SOURCES = ItemSource.__table__
+_DOCUMENTS = cast(Table, Document.__table__)
+_ITEMS = cast(Table, Item.__table__)
+_ITEM_SOURCES = cast(Table, ItemSource.__table__)
 
 
 @dataclass(slots=True)
@@ -518,6 +520,7 @@ def _insert_new_documents(session: Session, batch: list[_Prepared], report: Inge
                 if revived is not None:
                     search.index_items(session, [revived])
     new_rows: list[dict[str, object]] = []
+    new_items: list[tuple[str, ParsedItem]] = []  # (fingerprint, item) of each new row
     sources: list[tuple[str, int, str]] = []  # (fingerprint, document id, key)
     planned: set[str] = set()
     for prepared in batch:
@@ -536,13 +539,16 @@ def _insert_new_documents(session: Session, batch: list[_Prepared], report: Inge
             row.update(fingerprint=fp, document_id=doc_ids[prepared.path], format=prepared.format, removed=False,
                        sort_at=parsed.published_at or now, created_at=now, updated_at=now)
             new_rows.append(row)
+            new_items.append((fp, parsed))
     if new_rows:
         for item_id, fp in session.execute(insert(_ITEMS).returning(_ITEMS.c.id, _ITEMS.c.fingerprint), new_rows):
             existing[fp] = item_id
         report.items_new += len(new_rows)
-        search.index_items(session, [_IndexRow(id=existing[str(row["fingerprint"])], **{
-            name: row[name] for name in ("title", "summary", "commentary", "source", "tags", "published_at")
-        }) for row in new_rows])
+        search.index_items(session, [
+            _IndexRow(existing[fp], item.title, item.summary, item.commentary, item.source, item.tags,
+                      item.published_at)
+            for fp, item in new_items
+        ])
     if sources:
         session.execute(insert(_ITEM_SOURCES), [{"item_id": existing[fp], "document_id": doc_id, "key": key}
                                              for fp, doc_id, key in sources])

@@ -312,6 +312,12 @@ class Indexable(Protocol):
     published_at: datetime | None
 
 
+class IndexableItem(Indexable, Protocol):
+    """What index_items reads: an Item, or a freshly inserted row that says whether it is removed."""
+
+    removed: bool
+
+
 def search_doc(item: Indexable) -> SearchDoc:
     """The index entry of an item: title, then summary, commentary, source and tags as the body."""
     tags = " ".join(str(tag) for tag in (item.tags or []))
@@ -594,7 +600,7 @@ def _backend(session: Session) -> type[_Sqlite] | type[_Postgres]:
 # Keeping the index in step
 
 
-def index_items(session: Session, items: Sequence[Item]) -> None:
+def index_items(session: Session, items: Sequence[IndexableItem]) -> None:
     """Add or refresh the search entries of items (removed items are taken out)."""
     backend = _backend(session)
     removed = sorted({item.id for item in items if item.removed})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, time
-from typing import Protocol
+from typing import Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from digests.config import ChannelConfig, parse_quiet_hours
@@ -21,6 +21,9 @@ class SelectableItem(Protocol):
     created_at: datetime
     commentary: str
     removed: bool
+
+
+_Item = TypeVar("_Item", bound=SelectableItem)
 
 
 def in_quiet_hours(now: datetime, settings: ChannelConfig) -> bool:
@@ -85,14 +88,14 @@ def order_key(item: SelectableItem, settings: ChannelConfig) -> tuple[object, ..
 
 
 def next_due_items(
-    candidates: Iterable[SelectableItem],
+    candidates: Iterable[_Item],
     settings: ChannelConfig,
     *,
     delivered: set[int],
     with_commentary: set[int],
     backlog_from: datetime | None,
     limit: int,
-) -> list[SelectableItem]:
+) -> list[_Item]:
     """The next ``limit`` items for the channel, in its order; never one already delivered there."""
     eligible = [
         item for item in candidates
@@ -104,7 +107,7 @@ def next_due_items(
     return eligible[:limit]
 
 
-def group_for_posts(items: Sequence[SelectableItem], settings: ChannelConfig) -> list[list[SelectableItem]]:
+def group_for_posts(items: Sequence[_Item], settings: ChannelConfig) -> list[list[_Item]]:
     """Single mode: one post per item. Digest mode: the slot's items in one post (split later if long)."""
     if not items:
         return []

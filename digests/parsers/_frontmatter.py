@@ -10,7 +10,7 @@ import yaml
 from digests.errors import ParseError
 
 try:  # the C loader is ~8x faster; fall back when libyaml is missing
-    _Loader: type = yaml.CSafeLoader
+    _Loader: Any = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover
     _Loader = yaml.SafeLoader
 
@@ -23,7 +23,7 @@ _IMPLICIT = {first: tuple(resolvers) + tuple(_Loader.yaml_implicit_resolvers.get
              for first, resolvers in _Loader.yaml_implicit_resolvers.items() if first is not None}
 
 
-class _KeysLoader(_Loader):  # type: ignore[misc, valid-type]
+class _KeysLoader(_Loader):  # type: ignore[misc]
     """Builds Python values for the listed top-level keys only; the rest is parsed, not built.
 
     A linux.cn article's front matter is mostly its reader comments, which no parser reads:

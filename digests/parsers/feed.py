@@ -173,7 +173,8 @@ def _published_at(entry: Any) -> datetime | None:
         struct = entry.get(key)
         if struct:
             try:
-                return datetime(*struct[:6], tzinfo=UTC)
+                year, month, day, hour, minute, second = struct[:6]
+                return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
             except (TypeError, ValueError, OverflowError):
                 continue
     return None

@@ -60,7 +60,7 @@ def sniff(text: str) -> bool:
         return False
     first = _CLOSING_FENCE.match(text)
     closing = _CLOSING_FENCE.search(text, first.end()) if first else None
-    if closing is None:
+    if first is None or closing is None:
         return False
     return not _LINUXCN_KEY.search(text, first.end(), closing.start())
 
@@ -70,7 +70,9 @@ def parse(text: str, *, path: str = "") -> list[ParsedItem]:
     meta, body = _front_matter(text)
     category, tags = _category_and_tags(meta)
     published_at = _published_at(meta.get("date"), path)
-    author = meta.get("author") if isinstance(meta.get("author"), str) else ""
+    author = meta.get("author")
+    if not isinstance(author, str):
+        author = ""
     make_key = KeyMaker()
 
     items: list[ParsedItem] = []

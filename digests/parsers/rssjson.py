@@ -49,8 +49,8 @@ def parse(text: str, *, path: str = "") -> list[ParsedItem]:
     articles = record.get(_MARKER)
     if not isinstance(articles, list):
         raise ParseError(f"not an RSS-reader record: no {_MARKER} list")
-    feed = record.get("feed") if isinstance(record.get("feed"), dict) else {}
-    source = _string(feed.get("name"))
+    feed = record.get("feed")
+    source = _string(feed.get("name")) if isinstance(feed, dict) else ""
     make_key = KeyMaker()
     items = []
     for article in articles:
