@@ -544,7 +544,7 @@ def _insert_new_documents(session: Session, batch: list[_Prepared], report: Inge
         for item_id, fp in session.execute(insert(_ITEMS).returning(_ITEMS.c.id, _ITEMS.c.fingerprint), new_rows):
             existing[fp] = item_id
         report.items_new += len(new_rows)
-        search.index_items(session, [
+        search.index_new_items(session, [
             _IndexRow(existing[fp], item.title, item.summary, item.commentary, item.source, item.tags,
                       item.published_at)
             for fp, item in new_items
@@ -566,7 +566,6 @@ class _IndexRow:
     source: str
     tags: list[str]
     published_at: datetime | None
-    removed: bool = False
 
 
 def _record_failure(db: Database, report: IngestReport, path: str, reason: str, digest: str | None,

@@ -313,7 +313,7 @@ class Indexable(Protocol):
 
 
 class IndexableItem(Indexable, Protocol):
-    """What index_items reads: an Item, or a freshly inserted row that says whether it is removed."""
+    """What index_items reads: an Item, which says whether it is removed."""
 
     removed: bool
 
@@ -373,12 +373,16 @@ class _Sqlite:
     def insert(session: Session, docs: Sequence[SearchDoc]) -> None:
         # The text row and its FTS5 entry in the same transaction, both from here: a trigger would
         # make FTS5 write a segment per row (migration 0003).
-        rows = [{"key": d.key, "item_id": d.item_id, "title": d.title, "body": d.body} for d in docs]
-        session.execute(
-            text("INSERT INTO search_docs (key, item_id, title, body) VALUES (:key, :item_id, :title, :body)"),
-            rows,
+        # Straight to the driver: plain ints and strings need none of SQLAlchemy's per-row
+        # parameter processing, and an ingest sends two rows per item.
+        connection = session.connection()
+        connection.exec_driver_sql(
+            "INSERT INTO search_docs (key, item_id, title, body) VALUES (?, ?, ?, ?)",
+            [(d.key, d.item_id, d.title, d.body) for d in docs],
         )
-        session.execute(text("INSERT INTO search_fts (rowid, title, body) VALUES (:key, :title, :body)"), rows)
+        connection.exec_driver_sql(
+            "INSERT INTO search_fts (rowid, title, body) VALUES (?, ?, ?)", [(d.key, d.title, d.body) for d in docs]
+        )
 
     @staticmethod
     def clear(session: Session) -> None:
@@ -616,6 +620,12 @@ def index_items(session: Session, items: Sequence[IndexableItem]) -> None:
     backend.delete(session, [doc.item_id for doc in changed if doc.item_id in stored])
     # FTS5 flushes its pending terms whenever a rowid goes backwards: insert in key order.
     backend.insert(session, sorted(changed, key=lambda doc: doc.key))
+
+
+def index_new_items(session: Session, items: Sequence[Indexable]) -> None:
+    """Index items inserted in this transaction: nothing of theirs is in the index yet."""
+    # FTS5 flushes its pending terms whenever a rowid goes backwards: insert in key order.
+    _backend(session).insert(session, sorted((search_doc(item) for item in items), key=lambda doc: doc.key))
 
 
 def unindex_items(session: Session, item_ids: Sequence[int]) -> None:
