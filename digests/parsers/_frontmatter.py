@@ -15,6 +15,9 @@ except AttributeError:  # pragma: no cover
     _Loader = yaml.SafeLoader
 
 _FENCE = re.compile(r"^---[ \t]*\r?$", re.MULTILINE)
+# A later fence line, found by its newline: re skips ahead to each newline instead of trying
+# every position for ^, several times faster over a long front matter.
+_CLOSING_FENCE = re.compile(r"\n---[ \t]*\r?$", re.MULTILINE)
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _STR_TAG, _SEQ_TAG, _MAP_TAG = (_Loader.DEFAULT_SCALAR_TAG, _Loader.DEFAULT_SEQUENCE_TAG,
                                 _Loader.DEFAULT_MAPPING_TAG)
@@ -70,6 +73,22 @@ def has_front_matter(text: str) -> bool:
     return text.startswith("---") and bool(_FENCE.match(text))
 
 
+def front_matter_bounds(text: str) -> tuple[int, int, int] | None:
+    """(start, end, body) offsets of the front matter between its fences, None when unclosed.
+
+    ``text[start:end]`` is the YAML (from the newline ending the opening fence line to the one
+    before the closing fence), ``text[body:]`` what follows the closing fence line. The text must
+    open with a fence (has_front_matter).
+    """
+    first = _FENCE.match(text)
+    if first is None:
+        return None
+    closing = _CLOSING_FENCE.search(text, first.end())
+    if closing is None:
+        return None
+    return first.end(), closing.start() + 1, closing.end()
+
+
 def split_front_matter(text: str, keys: frozenset[str] | None = None) -> tuple[dict[str, Any], str]:
     """(front matter mapping, body) of a document that opens with ``---``; with keys, only those.
 
@@ -77,12 +96,11 @@ def split_front_matter(text: str, keys: frozenset[str] | None = None) -> tuple[d
     """
     if not has_front_matter(text):
         raise ParseError("no YAML front matter (the document must open with ---)")
-    first = _FENCE.match(text)
-    assert first is not None
-    closing = _FENCE.search(text, first.end())
-    if closing is None:
+    bounds = front_matter_bounds(text)
+    if bounds is None:
         raise ParseError("front matter is not closed by a --- line")
-    raw = text[first.end():closing.start()]
+    start, end, body_start = bounds
+    raw = text[start:end]
     try:
         meta = yaml.load(raw, Loader=_loader(keys))
     except yaml.YAMLError as exc:
@@ -97,5 +115,4 @@ def split_front_matter(text: str, keys: frozenset[str] | None = None) -> tuple[d
         meta = {}
     if not isinstance(meta, dict):
         raise ParseError("front matter is not a mapping of keys to values")
-    body = text[closing.end():]
-    return meta, body.lstrip("\r\n")
+    return meta, text[body_start:].lstrip("\r\n")

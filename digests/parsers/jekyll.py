@@ -15,7 +15,7 @@ from typing import Any
 
 from digests.errors import ParseError
 from digests.items import ParsedItem
-from digests.parsers._frontmatter import has_front_matter, split_front_matter
+from digests.parsers._frontmatter import front_matter_bounds, has_front_matter, split_front_matter
 from digests.parsers._text import (
     SHANGHAI,
     KeyMaker,
@@ -31,8 +31,7 @@ from digests.parsers._text import (
 
 NAME = "jekyll"
 
-_CLOSING_FENCE = re.compile(r"^---[ \t]*\r?$", re.MULTILINE)
-_LINUXCN_KEY = re.compile(r"^(?:permalink:\s*['\"]?/article-|fromurl:|islctt:|titlepic:)", re.MULTILINE)
+_LINUXCN_KEY = re.compile(r"\n(?:permalink:\s*['\"]?/article-|fromurl:|islctt:|titlepic:)")  # by its newline
 _HEADING = re.compile(r"^ {0,3}(#{1,6})(.*?)#*\s*$")
 _RULE = re.compile(r"^ {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")
 _URL_LINE = re.compile(r"^ {0,3}<?(https?://\S+?)>?\s*$", re.IGNORECASE)
@@ -58,11 +57,8 @@ def sniff(text: str) -> bool:
     """Front matter that is closed and carries none of linux.cn's own keys."""
     if not has_front_matter(text):
         return False
-    first = _CLOSING_FENCE.match(text)
-    closing = _CLOSING_FENCE.search(text, first.end()) if first else None
-    if first is None or closing is None:
-        return False
-    return not _LINUXCN_KEY.search(text, first.end(), closing.start())
+    bounds = front_matter_bounds(text)
+    return bounds is not None and not _LINUXCN_KEY.search(text, bounds[0], bounds[1])
 
 
 def parse(text: str, *, path: str = "") -> list[ParsedItem]:

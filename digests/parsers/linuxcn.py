@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from digests.errors import ParseError
 from digests.items import ParsedItem
-from digests.parsers._frontmatter import has_front_matter, split_front_matter
+from digests.parsers._frontmatter import front_matter_bounds, has_front_matter, split_front_matter
 
 NAME = "linuxcn"
 
@@ -32,9 +32,9 @@ TIMEZONE = ZoneInfo("Asia/Shanghai")
 
 # --- sniffing ---------------------------------------------------------------------------------
 
-_FENCE_LINE = re.compile(r"^---[ \t]*\r?$", re.MULTILINE)
-_LINUXCN_KEY = re.compile(r"^(?:permalink:[ \t]*['\"]?/article-\d|fromurl:|islctt:|titlepic:)", re.MULTILINE)
-_LAYOUT_KEY = re.compile(r"^layout:", re.MULTILINE)
+# Key lines found by their newline (the front matter's first line follows the opening fence's).
+_LINUXCN_KEY = re.compile(r"\n(?:permalink:[ \t]*['\"]?/article-\d|fromurl:|islctt:|titlepic:)")
+_LAYOUT_KEY = re.compile(r"\nlayout:")
 _SNIFF_LIMIT = 1 << 20  # an unclosed front matter is searched this far, not to the end of a huge file
 
 # --- front matter values ---------------------------------------------------------------------
@@ -115,12 +115,8 @@ def sniff(text: str) -> bool:
     """
     if not has_front_matter(text):
         return False
-    opening = _FENCE_LINE.match(text)
-    if opening is None:  # pragma: no cover - has_front_matter checked it
-        return False
-    closing = _FENCE_LINE.search(text, opening.end())
-    end = closing.start() if closing is not None else min(len(text), _SNIFF_LIMIT)
-    start = opening.end()
+    bounds = front_matter_bounds(text)
+    start, end = (bounds[0], bounds[1]) if bounds is not None else (3, min(len(text), _SNIFF_LIMIT))
     return bool(_LINUXCN_KEY.search(text, start, end)) and not _LAYOUT_KEY.search(text, start, end)
 
 
