@@ -25,7 +25,8 @@ _LINE_EDGES = re.compile(r"[^\S\n]*\n[^\S\n]*")  # the whitespace str.strip() wo
 # linux.cn writes "此前 [报道](url) 的": once the link is text, those spaces sit between two
 # Chinese characters, where Chinese never has them.
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef"
-_SPACE_BETWEEN_CJK = re.compile(f"(?<=[{_CJK}]) +(?=[{_CJK}])")
+# (?= ) first: re then skips to the next space instead of testing the lookbehind everywhere.
+_SPACE_BETWEEN_CJK = re.compile(f"(?= )(?<=[{_CJK}]) +(?=[{_CJK}])")
 
 
 def canonical_url(url: str) -> str:
@@ -70,7 +71,9 @@ def clean_text(text: str) -> str:
     # cleans every field of every item, and most fields are already clean.
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = _CONTROL.sub("", unicodedata.normalize("NFC", text))
+    text = unicodedata.normalize("NFC", text)
+    if not text.isprintable():  # every character _CONTROL takes is unprintable (Cc or Cf)
+        text = _CONTROL.sub("", text)
     if "  " in text or "\t" in text or "\u00a0" in text or "\u3000" in text:
         text = _SPACES.sub(" ", text)
     if " " in text:

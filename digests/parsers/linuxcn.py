@@ -62,7 +62,12 @@ _ANY_HEADING = re.compile(r"^ {0,3}#{1,6}[ \t]+(.*)$")
 # thousands of times in a damaged file must cost linear, not quadratic, time.
 _LINK_TEXT = r"(?:[^\[\]]|\[[^\[\]]{0,300}\]){0,1000}"
 _LINK_TARGET = r"[^()\s<>]*(?:\([^()\s]*\)[^()\s<>]*)*"
+# Every alternative of _INLINE opens with one of these; the lookahead says so up front: without it
+# re tries all twelve alternatives at every position of the text (two open with a lookbehind,
+# which keeps re from skipping ahead by itself).
+_INLINE_OPENER = r"[`!\[<*_~\\]"
 _INLINE = re.compile(
+    rf"(?={_INLINE_OPENER})(?:"
     r"(?P<code>`+)(?P<code_text>.{1,2000}?)(?P=code)"
     r"|!\[[^\]]{0,1000}\]\(\s*<?(?P<src>[^)\s>]*)>?[^)]{0,300}\)"
     rf"|\[(?P<text>{_LINK_TEXT})\]"
@@ -75,10 +80,10 @@ _INLINE = re.compile(
     r"|~~(?P<del_text>.{1,1000}?)~~"
     r"|(?<!\*)\*(?P<em_text>[^*\s](?:[^*]{0,1000}?[^*\s])?)\*(?!\*)"
     r"|(?<!\w)_(?P<em2_text>[^_\s](?:[^_]{0,1000}?[^_\s])?)_(?!\w)"
-    r"|\\(?P<escaped>[\\`*_{}\[\]()#+\-.!|<>~])",
+    r"|\\(?P<escaped>[\\`*_{}\[\]()#+\-.!|<>~]))",
     re.DOTALL,
 )
-_INLINE_TRIGGER = re.compile(r"[`!\[<*_~\\]")
+_INLINE_TRIGGER = re.compile(_INLINE_OPENER)
 _TAG = re.compile(r"<[^<>]*>")
 _SPACES = re.compile(r"[ \t\u00a0]+")
 # The source replaced 4-byte emoji by "?": at a line start, after a space or after CJK punctuation.
@@ -95,10 +100,10 @@ _SENTENCE_END = re.compile(r"[。！？!?]+[”」』）)\"']*|\.(?=\s|$)")
 
 # Links in article bodies: fenced code is cut out first so shell snippets add no "links".
 _FENCE_ANYWHERE = re.compile(r"^[ \t>]*(`{3,}|~{3,})(.*)$", re.MULTILINE)
-_BODY_LINK = re.compile(
-    rf"(?<!!)\[{_LINK_TEXT}\]\(\s*<?({_LINK_TARGET})"
+_BODY_LINK = re.compile(  # the lookahead as in _INLINE
+    rf"(?=[\[<])(?:(?<!!)\[{_LINK_TEXT}\]\(\s*<?({_LINK_TARGET})"
     r"|<((?:https?|ftp)://[^>\s]+)>"
-    r"|<a\s[^>]{0,500}?href=[\"']([^\"']{1,2000})[\"']"
+    r"|<a\s[^>]{0,500}?href=[\"']([^\"']{1,2000})[\"'])"
 )
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
 _BODY_IMAGE = re.compile(r"!\[[^\]]{0,1000}\]\(\s*<?([^)\s>]+)")
