@@ -202,7 +202,8 @@ def html_text(fragment: str) -> HtmlText:
     """Visible text of an HTML fragment, one block per line; scripts, styles, trackers dropped."""
     if "<" not in fragment:  # plain text, perhaps with entities: no tree needed
         return HtmlText(clean_lines(html.unescape(fragment).splitlines()))
-    soup = BeautifulSoup(fragment, "lxml")
+    # Attribute values as plain strings: class="a b" split into a list is work nothing here reads.
+    soup = BeautifulSoup(fragment, "lxml", multi_valued_attributes=None)
     out: list[str] = []
     anchors: list[tuple[str, str]] = []
     images: list[str] = []

@@ -108,7 +108,7 @@ _BODY_LINK = re.compile(  # the lookahead as in _INLINE
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
 _BODY_IMAGE = re.compile(r"!\[[^\]]{0,1000}\]\(\s*<?([^)\s>]+)")
 # LCTT translations end with "via: <original>", then credits linking to translators' profiles.
-_LCTT_FOOTER = re.compile(r"^via[ \t]*[:：]", re.MULTILINE)
+_LCTT_FOOTER = re.compile(r"\nvia[ \t]*[:：]")  # searched in "\n" + body: by its newline, as _LINUXCN_KEY
 _FOOTER_WINDOW = 4000
 
 
@@ -579,7 +579,8 @@ def _unique_key(prefix: str, title: str, keys: set[str]) -> str:
 
 
 def _article_item(body: str, doc: _Document) -> ParsedItem:
-    footer = _LCTT_FOOTER.search(body, max(0, len(body) - _FOOTER_WINDOW))
+    # In "\n" + body the newline before a line stands at that line's offset in body.
+    footer = _LCTT_FOOTER.search("\n" + body, max(0, len(body) - _FOOTER_WINDOW))
     if footer is not None:
         body = body[: footer.start()]
     without_code = _without_fenced_code(body) if ("```" in body or "~~~" in body) else body
