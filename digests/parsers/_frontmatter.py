@@ -48,12 +48,22 @@ class _KeysLoader(_Loader):  # type: ignore[misc]
         return _SEQ_TAG if kind is yaml.SequenceNode else _MAP_TAG
 
     def construct_document(self, node: yaml.Node) -> Any:
-        if isinstance(node, yaml.MappingNode):
-            node.value = [
-                (key, value) for key, value in node.value
-                if not isinstance(key, yaml.ScalarNode) or key.value in self.keys or key.tag == _MERGE_TAG
-            ]
-        return super().construct_document(node)
+        if not isinstance(node, yaml.MappingNode):
+            return super().construct_document(node)
+        node.value = [
+            (key, value) for key, value in node.value
+            if not isinstance(key, yaml.ScalarNode) or key.value in self.keys or key.tag == _MERGE_TAG
+        ]
+        if node.tag != _MAP_TAG or any(key.tag != _STR_TAG for key, _ in node.value):
+            return super().construct_document(node)  # a !!set, a merge, a complex key: PyYAML's way
+        # Plain string keys (always, in practice): the dict is built here, string values taken as
+        # they are, others built one by one (anchors shared between two values give equal copies);
+        # PyYAML's per-node dispatch cost more than the rest of the keys' work.
+        build = super().construct_document
+        return {
+            key.value: value.value if isinstance(value, yaml.ScalarNode) and value.tag == _STR_TAG else build(value)
+            for key, value in node.value
+        }
 
 
 _LOADERS: dict[frozenset[str], type] = {}
