@@ -551,16 +551,7 @@ def _pg_find(
         if window < walk:
             span = int(3 * need / rate) + 1
             low = max(top - span * key_span, -1)
-            found = [
-                row[0]
-                for row in session.execute(
-                    text(
-                        "SELECT key FROM search_docs WHERE tsv @@ CAST(:q AS tsquery) "
-                        "AND key + 0 < :top AND key + 0 >= :low ORDER BY key + 0 DESC LIMIT :n"
-                    ),
-                    {"q": tsquery, "top": top, "low": low, "n": need},
-                )
-            ]
+            found = _pg_gin_keys(session, tsquery, need, top, low)
         else:
             span = int(1.5 * need / rate) + 1
             low = max(top - span * key_span, -1)
@@ -569,17 +560,24 @@ def _pg_find(
         if len(keys) >= n or low < 0:
             return keys
         walked, hits, top = walked + span, hits + len(found), low
-    keys += [
-        row[0]
-        for row in session.execute(
-            text(
-                "SELECT key FROM search_docs WHERE tsv @@ CAST(:q AS tsquery) AND key + 0 < :top "
-                "ORDER BY key + 0 DESC LIMIT :n"
-            ),
-            {"q": tsquery, "top": top, "n": n - len(keys)},
-        )
-    ]
-    return keys
+    return keys + _pg_gin_keys(session, tsquery, n - len(keys), top)
+
+
+def _pg_gin_keys(session: Session, tsquery: str, n: int, top: int, low: int | None = None) -> list[int]:
+    """Keys of the newest n matches below top (and from low on) by the GIN index; with a low
+    bound, key + 0 lets the BRIN index narrow the heap to that window."""
+    params: dict[str, object] = {"q": tsquery, "top": top, "n": n}
+    window = ""
+    if low is not None:
+        window, params["low"] = " AND key + 0 >= :low", low
+    rows = session.execute(
+        text(
+            f"SELECT key FROM search_docs WHERE tsv @@ CAST(:q AS tsquery) AND key + 0 < :top{window} "
+            "ORDER BY key + 0 DESC LIMIT :n"
+        ),
+        params,
+    )
+    return [row[0] for row in rows]
 
 
 def _pg_walk(session: Session, tsquery: str, n: int, below: int, floor: int) -> list[int]:
