@@ -616,14 +616,18 @@ def index_items(session: Session, items: Sequence[IndexableItem]) -> None:
     if not changed:
         return
     backend.delete(session, [doc.item_id for doc in changed if doc.item_id in stored])
-    # FTS5 flushes its pending terms whenever a rowid goes backwards: insert in key order.
-    backend.insert(session, sorted(changed, key=lambda doc: doc.key))
+    _insert(session, backend, changed)
 
 
 def index_new_items(session: Session, items: Sequence[Indexable]) -> None:
     """Index items inserted in this transaction: nothing of theirs is in the index yet."""
-    # FTS5 flushes its pending terms whenever a rowid goes backwards: insert in key order.
-    _backend(session).insert(session, sorted((search_doc(item) for item in items), key=lambda doc: doc.key))
+    _insert(session, _backend(session), [search_doc(item) for item in items])
+
+
+def _insert(session: Session, backend: type[_Sqlite] | type[_Postgres], docs: list[SearchDoc]) -> None:
+    # In key order: FTS5 flushes its pending terms whenever a rowid goes backwards, and
+    # PostgreSQL's BRIN window relies on rows stored roughly in key order.
+    backend.insert(session, sorted(docs, key=lambda doc: doc.key))
 
 
 def unindex_items(session: Session, item_ids: Sequence[int]) -> None:
@@ -649,11 +653,11 @@ def rebuild_index(session: Session, *, batch: int = 2000) -> int:
     for row in session.execute(rows):
         pending.append(search_doc(row))
         if len(pending) >= batch:
-            backend.insert(session, sorted(pending, key=lambda doc: doc.key))
+            _insert(session, backend, pending)
             count += len(pending)
             pending = []
     if pending:
-        backend.insert(session, sorted(pending, key=lambda doc: doc.key))
+        _insert(session, backend, pending)
         count += len(pending)
     return count
 
