@@ -342,3 +342,19 @@ def test_html_text_never_shows_scripts_or_markup(fragment: str) -> None:
     assert "x()" not in result.text or "x()" in fragment.replace("<script>x()</script>", "")
     assert all(href.startswith("https://") for href, _ in result.anchors)
     assert "http://t.com/p.gif" not in result.images
+
+
+def test_html_text_reads_through_styled_wrappers() -> None:
+    # WeChat-style markup: text, links, images and trackers inside layers of styled wrappers.
+    fragment = (
+        '<section style="max-width:100%"><p class="a b"><span style="color:red">谷歌</span>'
+        '<strong><span> 发布 </span></strong><font size="2">新芯片</font></p>'
+        '<p><span><a href="https://example.com/x" style="c"><span>原文</span> 链接</a></span></p>'
+        '<span><img data-src="https://img.example.com/a.png" class="rich"></span>'
+        '<span><img src="https://img.example.com/pixel.gif" width="1"></span>'
+        '<span><script>track()</script>后记</span><ul><li><em>一</em></li><li><b>二</b></li></ul></section>'
+    )
+    result = html_text(fragment)
+    assert result.text == "谷歌 发布 新芯片\n原文 链接\n后记\n• 一\n• 二"
+    assert result.anchors == [("https://example.com/x", "原文 链接")]
+    assert result.images == ["https://img.example.com/a.png"]

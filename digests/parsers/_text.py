@@ -8,9 +8,11 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from bs4 import BeautifulSoup, NavigableString, Tag
+from bs4.builder._lxml import LXMLTreeBuilder
 from bs4.element import Comment, Declaration, Doctype, ProcessingInstruction
 
 try:
@@ -57,6 +59,13 @@ _BLOCK_TAGS = frozenset({"p", "div", "section", "article", "header", "footer", "
                          "blockquote", "pre", "table", "tr", "hr", "figure", "figcaption",
                          "center", "address", "fieldset", "form", "body", "html"})
 _CELL_TAGS = frozenset({"td", "th"})
+# The tags html_text acts on, and the attributes it reads of each; every other tag (span, strong,
+# font ...) only passes its contents through, so the tree is built without it.
+_READ_ATTRIBUTES: dict[str, frozenset[str]] = {
+    **dict.fromkeys(_SKIPPED_TAGS | _BLOCK_TAGS | _CELL_TAGS | {"br", "li"}, frozenset()),
+    "a": frozenset({"href"}),
+    "img": frozenset({"src", "data-src", "width", "height", "style"}),
+}
 _BLOCK_END = object()
 
 
@@ -202,8 +211,7 @@ def html_text(fragment: str) -> HtmlText:
     """Visible text of an HTML fragment, one block per line; scripts, styles, trackers dropped."""
     if "<" not in fragment:  # plain text, perhaps with entities: no tree needed
         return HtmlText(clean_lines(html.unescape(fragment).splitlines()))
-    # Attribute values as plain strings: class="a b" split into a list is work nothing here reads.
-    soup = BeautifulSoup(fragment, "lxml", multi_valued_attributes=None)
+    soup = BeautifulSoup(fragment, builder=_TextTreeBuilder(multi_valued_attributes=None))
     out: list[str] = []
     anchors: list[tuple[str, str]] = []
     images: list[str] = []
@@ -252,6 +260,25 @@ def html_text(fragment: str) -> HtmlText:
     lines = "".join(out).split("\n")
     text = clean_lines(line for line in lines if line.strip() not in ("•", ""))
     return HtmlText(text, anchors, unique(images))
+
+
+class _TextTreeBuilder(LXMLTreeBuilder):
+    """BeautifulSoup's lxml HTML builder, building only the tags and attributes html_text reads.
+
+    A WeChat article is hundreds of styled <span> and <section> wrappers with five attributes
+    each: building a Tag for each cost more than the rest of html_text. lxml still parses the
+    whole markup; what a skipped tag held becomes part of its parent's text, as html_text would
+    have read it anyway.
+    """
+
+    def start(self, tag: Any, attrib: Any, nsmap: Any = {}) -> None:  # noqa: B006 (lxml's signature)
+        wanted = _READ_ATTRIBUTES.get(tag)
+        if wanted is not None:
+            super().start(tag, {k: v for k, v in attrib.items() if k in wanted} if wanted else {}, nsmap)
+
+    def end(self, tag: Any) -> None:
+        if tag in _READ_ATTRIBUTES:
+            super().end(tag)
 
 
 def _attr(tag: Tag, name: str) -> str:
