@@ -24,6 +24,10 @@ _STR_TAG, _SEQ_TAG, _MAP_TAG = (_Loader.DEFAULT_SCALAR_TAG, _Loader.DEFAULT_SEQU
 # The safe loader's implicit types (null, bool, int, float, timestamp ...) by first character.
 _IMPLICIT = {first: tuple(resolvers) + tuple(_Loader.yaml_implicit_resolvers.get(None, ()))
              for first, resolvers in _Loader.yaml_implicit_resolvers.items() if first is not None}
+# Tags of short plain scalars already resolved: keys and values such as `title`, `false`, `''`
+# repeat in every front matter of an archive. Bounded; a full cache just stops growing.
+_PLAIN_TAGS: dict[str, str] = {}
+_PLAIN_TAGS_MAX, _PLAIN_TAG_CHARS = 4096, 32
 
 
 class _KeysLoader(_Loader):  # type: ignore[misc]
@@ -41,9 +45,13 @@ class _KeysLoader(_Loader):  # type: ignore[misc]
         # for every scalar of the front matter, skipped keys included.
         if kind is yaml.ScalarNode:
             if implicit[0]:
-                for tag, pattern in _IMPLICIT.get(value[:1], ()):
-                    if pattern.match(value):
-                        return tag
+                tag = _PLAIN_TAGS.get(value)
+                if tag is None:
+                    tag = next((tag for tag, pattern in _IMPLICIT.get(value[:1], ()) if pattern.match(value)),
+                               _STR_TAG)
+                    if len(value) <= _PLAIN_TAG_CHARS and len(_PLAIN_TAGS) < _PLAIN_TAGS_MAX:
+                        _PLAIN_TAGS[value] = tag
+                return tag
             return _STR_TAG
         return _SEQ_TAG if kind is yaml.SequenceNode else _MAP_TAG
 
