@@ -146,28 +146,34 @@ def iter_sources(paths: Iterable[str | Path]) -> Iterator[Source | tuple[str, st
     for raw in paths:
         path = Path(raw).expanduser().resolve()
         if path.is_dir():
+            # Plain strings from here on: a Path per file cost as much as reading a small file.
             for dirpath, dirnames, filenames in os.walk(path):
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
                 for name in sorted(filenames):
                     if name.startswith("."):
                         continue
-                    yield from _file_sources(Path(dirpath) / name)
+                    yield from _file_sources(os.path.join(dirpath, name))
         elif path.exists():
-            yield from _file_sources(path)
+            yield from _file_sources(str(path))
         else:
             yield (str(path), "no such file or directory")
 
 
-def _file_sources(path: Path) -> Iterator[Source | tuple[str, str]]:
-    if _is_archive(path.name):
-        yield from (_zip_sources(path) if path.name.lower().endswith(".zip") else _tar_sources(path))
+def _file_sources(path: str) -> Iterator[Source | tuple[str, str]]:
+    if _is_archive(path):
+        yield from (_zip_sources(Path(path)) if path.lower().endswith(".zip") else _tar_sources(Path(path)))
         return
     try:
-        size = path.stat().st_size
+        size = os.stat(path).st_size
     except OSError as exc:
-        yield (str(path), f"cannot read: {exc.strerror}")
+        yield (path, f"cannot read: {exc.strerror}")
         return
-    yield Source(str(path), size, path.read_bytes)
+    yield Source(path, size, partial(_read_file, path))
+
+
+def _read_file(path: str) -> bytes:
+    with open(path, "rb") as file:
+        return file.read()
 
 
 # ---------------------------------------------------------------------------------------------
