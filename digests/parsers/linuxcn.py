@@ -106,6 +106,8 @@ _BODY_LINK = re.compile(  # the lookahead as in _INLINE
     r"|<a\s[^>]{0,500}?href=[\"']([^\"']{1,2000})[\"'])"
 )
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+# A lower-case host name without user, port or anything urlsplit would treat specially.
+_SIMPLE_HOST = re.compile(r"https?://([a-z0-9.-]+)(?=[/?#]|\Z)")
 _BODY_IMAGE = re.compile(r"!\[[^\]]{0,1000}\]\(\s*<?([^)\s>]+)")
 # LCTT translations end with "via: <original>", then credits linking to translators' profiles.
 _LCTT_FOOTER = re.compile(r"\nvia[ \t]*[:：]")  # searched in "\n" + body: by its newline, as _LINUXCN_KEY
@@ -708,10 +710,14 @@ def _web_urls(links: Iterable[str]) -> list[str]:
 
 
 def _host(url: str) -> str:
-    try:
-        host = urlsplit(url).hostname or ""
-    except ValueError:
-        return ""
+    simple = _SIMPLE_HOST.match(url)  # what urlsplit(url).hostname is for nearly every link
+    if simple is not None:
+        host = simple.group(1)
+    else:
+        try:
+            host = urlsplit(url).hostname or ""
+        except ValueError:
+            return ""
     return host.removeprefix("www.")
 
 
