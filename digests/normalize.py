@@ -17,6 +17,9 @@ _TRACKING = re.compile(
     re.IGNORECASE,
 )
 COLUMN_CATEGORY = "硬核观察"
+# A query of name=value pairs that parse_qsl and urlencode would hand back unchanged: unreserved
+# characters only, at most one "=" per pair.
+_PLAIN_QUERY = re.compile(r"(?:[A-Za-z0-9_.~-]*(?:=[A-Za-z0-9_.~-]*)?(?:&|\Z))*")
 _WECHAT_ARTICLE = re.compile(r"^/s/([A-Za-z0-9_\-]+)/?$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b\u200e\u200f\ufeff]")
 _SPACES = re.compile(r"[ \t\u00a0\u3000]+")
@@ -52,9 +55,16 @@ def canonical_url(url: str) -> str:
             return f"mp.weixin.qq.com/s/{match.group(1)}"
     if len(path) > 1:
         path = path.rstrip("/")
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING.match(k)]
-    query.sort()
-    return urlunsplit(("", host, path, urlencode(query), "")).lstrip("/")
+    return urlunsplit(("", host, path, _kept_query(parts.query), "")).lstrip("/")
+
+
+def _kept_query(query: str) -> str:
+    """The query without tracking parameters, sorted, in urlencode's form."""
+    if _PLAIN_QUERY.fullmatch(query):  # nothing to unquote or quote: parse_qsl + urlencode by hand
+        plain = sorted(piece.partition("=")[::2] for piece in query.split("&") if piece)
+        return "&".join(f"{k}={v}" for k, v in plain if not _TRACKING.match(k))
+    pairs = sorted((k, v) for k, v in parse_qsl(query, keep_blank_values=True) if not _TRACKING.match(k))
+    return urlencode(pairs)
 
 
 def fingerprint(item: ParsedItem) -> str:
