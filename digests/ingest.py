@@ -328,7 +328,13 @@ def _fingerprints(parsed: list[ParsedItem]) -> dict[str, str]:
     return prints
 
 
-_BATCH_DOCUMENTS = 1000  # new documents written per transaction on the fast path
+# New documents written per transaction on the fast path, or fewer when their items reach
+# _BATCH_ITEMS. FTS5 writes a segment per transaction (its 16 MB pending-terms hash holds about
+# 5,000 of the archive's documents) and merges segments into larger ones as they accumulate, so
+# the terms of a big first ingest are written once rather than again and again: 5% fewer
+# instructions over 10,000 documents than 1,000 a transaction, for ~40 MB more memory.
+_BATCH_DOCUMENTS = 5000
+_BATCH_ITEMS = 20_000
 # The fast path inserts through the tables (Core), not the ORM's bulk layer: the same rows and
 # types, without per-row ORM bookkeeping for objects nobody loads.
 _DOCUMENTS = cast(Table, Document.__table__)
@@ -385,6 +391,7 @@ def _ingest(db: Database, paths: Iterable[str | Path], *, max_bytes: int,
             for row in session.execute(select(Document.path, Document.id, Document.content_hash, Document.error))
         }
     batch: list[_Prepared] = []
+    batch_items = 0
     seen: set[str] = set()  # a path named twice (a folder and a file in it) is read once
     for entry in iter_sources(paths):
         if (entry[0] if isinstance(entry, tuple) else entry.path) in seen:
@@ -399,9 +406,10 @@ def _ingest(db: Database, paths: Iterable[str | Path], *, max_bytes: int,
             if prepared is not None:
                 if prepared.previous_id is None:
                     batch.append(prepared)
-                    if len(batch) >= _BATCH_DOCUMENTS:
+                    batch_items += len(prepared.items)
+                    if len(batch) >= _BATCH_DOCUMENTS or batch_items >= _BATCH_ITEMS:
                         _write_batch(db, batch, report, known, now())
-                        batch = []
+                        batch, batch_items = [], 0
                 else:
                     _write_one(db, prepared, report, known, now())
         if progress is not None:

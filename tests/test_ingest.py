@@ -247,3 +247,40 @@ def test_example_config_is_valid() -> None:
     config = load_config(root / "config.example.yaml", env={})
     assert config.channels[0].name == "main"
     assert os.path.basename(config.database.url) == "digest.db"
+
+
+def test_many_small_batches_store_what_one_batch_stores(db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A first ingest is cut into transactions by documents or items: where the cuts fall must not
+    matter (duplicates across batches, search entries, the report)."""
+    import shutil
+
+    from digests import ingest as ingest_module
+    from digests.search import search_items
+    from digests.store import open_database
+
+    sample = Path(ingest_module.__file__).parent / "sample_archive"
+    archive = tmp_path / "archive"
+    shutil.copytree(sample, archive)
+    (archive / "column.md").write_text(COLUMN, encoding="utf-8")
+    (archive / "zz-column-again.md").write_text(COLUMN.replace("99001", "99002"), encoding="utf-8")
+
+    whole_db = open_database(f"sqlite:///{tmp_path / 'whole.db'}")
+    whole = ingest(whole_db, [archive])
+    monkeypatch.setattr(ingest_module, "_BATCH_DOCUMENTS", 2)
+    monkeypatch.setattr(ingest_module, "_BATCH_ITEMS", 3)
+    cut = ingest(db, [archive])
+
+    assert cut.as_dict() | {"failures": []} == whole.as_dict() | {"failures": []}
+    assert cut.documents_new == len(list(archive.iterdir())) and cut.items_duplicate >= 2
+
+    def stored(database) -> list[tuple[str, str, int]]:
+        with database.session() as session:
+            rows = session.execute(
+                select(Item.title, Item.url, func.count(ItemSource.id)).join(ItemSource).group_by(Item.id)
+            ).all()
+            return sorted((title, url, sources) for title, url, sources in rows)
+
+    assert stored(db) == stored(whole_db)
+    with db.session() as session:
+        assert [item.title for item in search_items(session, "第二条").results] == ["测试用的第二条新闻"]
+    whole_db.dispose()
