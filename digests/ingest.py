@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Table, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -515,8 +515,7 @@ def _insert_new_documents(session: Session, batch: list[_Prepared], report: Inge
                           now: datetime) -> dict[str, int]:
     rows = [{"path": p.path, "format": p.format, "content_hash": p.digest, "size": p.size,
              "item_count": len(p.items), "error": None, "ingested_at": now, "updated_at": now} for p in batch]
-    doc_ids = {path: doc_id for doc_id, path in
-               session.execute(insert(_DOCUMENTS).returning(_DOCUMENTS.c.id, _DOCUMENTS.c.path), rows)}
+    doc_ids = dict(zip((p.path for p in batch), _insert_rows(session, _DOCUMENTS, rows), strict=True))
     prints = {p.path: _fingerprints(p.items) for p in batch}
     wanted = sorted({fp for per_doc in prints.values() for fp in per_doc.values()})
     existing: dict[str, int] = {}
@@ -554,8 +553,7 @@ def _insert_new_documents(session: Session, batch: list[_Prepared], report: Inge
             new_rows.append(row)
             new_items.append((fp, parsed))
     if new_rows:
-        for item_id, fp in session.execute(insert(_ITEMS).returning(_ITEMS.c.id, _ITEMS.c.fingerprint), new_rows):
-            existing[fp] = item_id
+        existing.update(zip((fp for fp, _ in new_items), _insert_rows(session, _ITEMS, new_rows), strict=True))
         report.items_new += len(new_rows)
         search.index_new_items(session, [
             _IndexRow(existing[fp], item.title, item.summary, item.commentary, item.source, item.tags,
@@ -572,6 +570,33 @@ def _insert_new_documents(session: Session, batch: list[_Prepared], report: Inge
             [(existing[fp], doc_id, key) for fp, doc_id, key in sources],
         )
     return doc_ids
+
+
+def _insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert rows (dicts with the same keys) into a table with an integer id; their ids, in order.
+
+    PostgreSQL: one INSERT ... RETURNING through SQLAlchemy. SQLite: the rows go to the driver as
+    tuples with ids numbered here from MAX(id) + 1, each value converted by SQLAlchemy's own bind
+    processor for its column (so stored exactly as the ORM stores it): SQLAlchemy's per-row
+    statement machinery cost twice the database's insert. SQLite has one writer at a time: a row
+    another connection commits between the MAX(id) and this insert makes the insert fail (a
+    stale snapshot or a duplicate id), and the batch is then written again one document at a time.
+    """
+    connection = session.connection()
+    dialect = connection.dialect
+    if dialect.name != "sqlite":
+        inserted = session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
+        return [row[0] for row in inserted]
+    columns = [table.c[name] for name in rows[0]]
+    processors = [(column.name, column.type.dialect_impl(dialect).bind_processor(dialect)) for column in columns]
+    first = connection.exec_driver_sql(f"SELECT COALESCE(MAX(id), 0) + 1 FROM {table.name}").scalar_one()
+    names = ", ".join(f'"{column.name}"' for column in columns)
+    connection.exec_driver_sql(
+        f"INSERT INTO {table.name} (id, {names}) VALUES (?{', ?' * len(columns)})",
+        [(first + n, *[process(row[name]) if process else row[name] for name, process in processors])
+         for n, row in enumerate(rows)],
+    )
+    return list(range(first, first + len(rows)))
 
 
 @dataclass(slots=True)
