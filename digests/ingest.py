@@ -335,8 +335,9 @@ def _fingerprints(parsed: list[ParsedItem]) -> dict[str, str]:
 # instructions over 10,000 documents than 1,000 a transaction, for ~40 MB more memory.
 _BATCH_DOCUMENTS = 5000
 _BATCH_ITEMS = 20_000
-# The fast path inserts through the tables (Core), not the ORM's bulk layer: the same rows and
-# types, without per-row ORM bookkeeping for objects nobody loads.
+# The fast path inserts through the tables, not the ORM's bulk layer: the same rows and types,
+# without per-row ORM bookkeeping for objects nobody loads (Core on PostgreSQL, the driver with
+# SQLAlchemy's bind processors on SQLite: see _insert_rows).
 _DOCUMENTS = cast(Table, Document.__table__)
 _ITEMS = cast(Table, Item.__table__)
 
