@@ -4,7 +4,7 @@
    200 channels hold 2,000 due posts (10 each), so the overall limit is the ceiling: 30/s, about
    67 s for all. Prints the achieved rate as a ratio of the ceiling (target >= 0.9) and the 429s
    received (target 0).
-2. Selection. ``digests.delivery.due_items`` for a fresh channel and for one with a long delivered
+2. Selection. ``digests.publishing.delivery.due_items`` for a fresh channel and for one with a long delivered
    history, at 100,000 and 1,000,000 stored items (target < 10 ms at 1,000,000), against two
    baselines measured in the same run: the same query without the channel's cursor, and a full
    scan (every undelivered item read and sorted). SQLite always; PostgreSQL with --pg-url or
@@ -38,7 +38,7 @@ from bot.publisher import Publisher  # noqa: E402
 from digests import delivery  # noqa: E402
 from digests.channels import get_channel, settings_hash, settings_of, sync_channels  # noqa: E402
 from digests.config import config_from_mapping  # noqa: E402
-from digests.render import make_renderer  # noqa: E402
+from digests.formatting.render import make_renderer  # noqa: E402
 from digests.store import open_database  # noqa: E402
 from digests.store.db import Database  # noqa: E402
 from digests.store.models import Delivery, Item, utcnow  # noqa: E402

@@ -12,7 +12,7 @@ from bot import scheduler
 from bot.publisher import Publisher
 from digests.channels import sync_channels
 from digests.config import Config
-from digests.delivery import expire_leases
+from digests.publishing.delivery import expire_leases
 from digests.store.db import Database
 
 log = logging.getLogger(__name__)

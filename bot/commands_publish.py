@@ -23,13 +23,13 @@ SAMPLE_ARCHIVE = Path(__file__).resolve().parent.parent / "digests" / "sample_ar
 
 
 def _message(html: str, photo: str | None, item_ids: list[int]) -> Any:
-    from digests.blurb import Message, visible_length
+    from digests.formatting.blurb import Message, visible_length
 
     return Message(html, photo, list(item_ids), visible_length(html))
 
 
 def _echo_post(channel: str, post: Post) -> None:
-    from digests.preview import render_terminal
+    from digests.formatting.preview import render_terminal
 
     label = f"[dry-run → {channel}] post {post.id}"
     if post.digest_number:
@@ -50,10 +50,10 @@ def _channel_names(ctx: Context, only: str | None) -> list[str]:
 
 def cmd_preview(ctx: Context) -> int:
     """Show the next posts exactly as they would be sent (terminal, --json, or --html FILE)."""
-    from digests.delivery import due_items
-    from digests.preview import render_preview_page, render_terminal
+    from digests.formatting.preview import render_preview_page, render_terminal
+    from digests.formatting.render import make_renderer
+    from digests.publishing.delivery import due_items
     from digests.queries import item_views
-    from digests.render import make_renderer
 
     render = make_renderer()
     rows: list[dict[str, Any]] = []
@@ -118,7 +118,7 @@ async def _publish_once(ctx: Context, names: list[str], dry_run: bool) -> Any:
 
     async with bot:
         publisher = Publisher(ctx.db, ctx.config, bot, notify=notify)
-        from digests.delivery import expire_leases
+        from digests.publishing.delivery import expire_leases
 
         expire_leases(ctx.db)
         for name in names:
@@ -192,7 +192,7 @@ async def _run_without_polling(application: Any) -> None:
 
 def cmd_deliveries(ctx: Context) -> int:
     """The delivery records: item ids, channel, state, message_id, times, error."""
-    from digests.delivery import list_posts, post_json
+    from digests.publishing.delivery import list_posts, post_json
 
     with ctx.db.session() as session:
         names = {c.id: c.name for c in all_channels(session)}
@@ -212,7 +212,7 @@ def cmd_deliveries(ctx: Context) -> int:
 
 def cmd_uncertain(ctx: Context) -> int:
     """List posts whose outcome is unknown or that failed; resolve with --confirm/--resend/--drop ID."""
-    from digests.delivery import list_posts, post_json, resolve_post
+    from digests.publishing.delivery import list_posts, post_json, resolve_post
 
     for action in ("confirm", "resend", "drop"):
         post_id = getattr(ctx.args, action)
@@ -237,7 +237,7 @@ def collect_stats(ctx_db: Any) -> dict[str, Any]:
     """Counts an operator or admin looks at first."""
     from sqlalchemy import func, select
 
-    from digests.delivery import queue_counts, read_counter
+    from digests.publishing.delivery import queue_counts, read_counter
     from digests.queries import count_items
 
     with ctx_db.session() as session:
@@ -308,7 +308,7 @@ def cmd_demo(ctx: Context) -> int:
     names = _channel_names(ctx, None)
     asyncio.run(_publish_once(ctx, names, True))
     print("\n3. what was recorded (digestbot deliveries --json):")
-    from digests.delivery import list_posts
+    from digests.publishing.delivery import list_posts
 
     with ctx.db.session() as session:
         for post in list_posts(session):

@@ -11,8 +11,8 @@ from telegram.ext import Application, ContextTypes, JobQueue
 
 from digests.channels import all_channels, settings_of
 from digests.config import ChannelConfig, parse_interval
-from digests.delivery import last_slot
-from digests.selection import in_quiet_hours
+from digests.publishing.delivery import last_slot
+from digests.publishing.selection import in_quiet_hours
 from digests.store.db import Database
 from digests.store.models import utcnow
 

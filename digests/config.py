@@ -309,7 +309,7 @@ def check_templates(config: Config, base: Path) -> None:
 
     A broken template stops start-up (TemplateError names the file and line), not the first post.
     """
-    from digests.blurb import BlurbFormatter
+    from digests.formatting.blurb import BlurbFormatter
 
     for channel in config.channels:
         templates = channel.templates

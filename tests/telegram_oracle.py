@@ -3,7 +3,7 @@
 ``parseTextEntities`` is the parser the Bot API runs on ``parse_mode=HTML``; what it does not do
 is the clean-up on sending (TDLib ``fix_formatted_text``: "\\r" and a few invisible characters
 removed, controls made spaces, spaces and newlines trimmed at both ends). ``sent_text`` repeats
-that part here, written from TDLib's source and independent of ``digests.blurb``.
+that part here, written from TDLib's source and independent of ``digests.formatting.blurb``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import tdjson
 
-from digests.blurb import CAPTION_LIMIT, TEXT_LIMIT, Message, visible_length
+from digests.formatting.blurb import CAPTION_LIMIT, TEXT_LIMIT, Message, visible_length
 
 
 def td_execute(query: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from digests.blurb import (
+from digests.errors import ConfigError, ParseError, TemplateError
+from digests.formatting.blurb import (
     CAPTION_LIMIT,
     TEXT_LIMIT,
     BlurbConfig,
@@ -29,8 +30,7 @@ from digests.blurb import (
     telegram_href,
     visible_length,
 )
-from digests.errors import ConfigError, ParseError, TemplateError
-from digests.preview import render_preview_page, render_terminal
+from digests.formatting.preview import render_preview_page, render_terminal
 from tests.telegram_oracle import assert_valid_message, find_entities, parse_html, sent_text, utf16_len
 
 

@@ -19,8 +19,8 @@ from telegram.ext import Application
 from bot.app import build_application
 from bot.handlers.admin import skip_target
 from bot.handlers.common import APOLOGY, NOTHING_FOUND, REFUSAL, post_url
-from digests.blurb import check_telegram_html
 from digests.config import Config, config_from_mapping
+from digests.formatting.blurb import check_telegram_html
 from digests.ingest import ingest
 from digests.store import open_database
 from digests.store.db import Database

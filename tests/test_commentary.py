@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import select
 
 from bot.cli import main
-from digests.commentator import OpenAICompatibleCommentator, clean_draft, fill_missing_commentary
 from digests.config import CommentatorConfig
 from digests.ingest import ingest
+from digests.publishing.commentator import OpenAICompatibleCommentator, clean_draft, fill_missing_commentary
 from digests.queries import add_commentary, item_views
 from digests.store.models import Commentary, Item
 

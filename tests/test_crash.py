@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from digests import delivery
 from digests.config import config_from_mapping
-from digests.render import make_renderer
+from digests.formatting.render import make_renderer
+from digests.publishing import delivery
 from digests.store import open_database
 from digests.store.models import SENT, UNCERTAIN, Item
 from tests.fakebotapi import FakeBotApiProcess

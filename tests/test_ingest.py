@@ -258,7 +258,7 @@ def test_many_small_batches_store_what_one_batch_stores(db, tmp_path: Path, monk
     from digests.search import search_items
     from digests.store import open_database
 
-    sample = Path(ingest_module.__file__).parent / "sample_archive"
+    sample = Path(ingest_module.__file__).parent.parent / "sample_archive"
     archive = tmp_path / "archive"
     shutil.copytree(sample, archive)
     (archive / "column.md").write_text(COLUMN, encoding="utf-8")

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from digests.blurb import format_digest, format_photo, format_single
-from digests.preview import render_preview_page
+from digests.formatting.blurb import format_digest, format_photo, format_single
+from digests.formatting.preview import render_preview_page
 from tests.test_blurb import Item
 
 pytestmark = pytest.mark.slow

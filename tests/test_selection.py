@@ -9,9 +9,9 @@ import pytest
 
 from digests.channels import sync_channels
 from digests.config import ChannelConfig, config_from_mapping
-from digests.delivery import RenderedPost, due_items, plan_slot
+from digests.publishing.delivery import RenderedPost, due_items, plan_slot
+from digests.publishing.selection import in_quiet_hours, next_due_items
 from digests.queries import add_commentary
-from digests.selection import in_quiet_hours, next_due_items
 from digests.store.models import Item
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)

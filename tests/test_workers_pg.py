@@ -18,9 +18,9 @@ from telegram import Bot
 from telegram.request import HTTPXRequest
 
 from bot.publisher import Publisher
-from digests import delivery
 from digests.config import Config
-from digests.render import make_renderer
+from digests.formatting.render import make_renderer
+from digests.publishing import delivery
 from digests.store import open_database
 from digests.store.db import Database
 from digests.store.models import SENT, utcnow

@@ -29,15 +29,15 @@ from bot.handlers.common import (
     reply,
 )
 from bot.publisher import html_to_plain
-from digests import admin_queries
-from digests.admin_queries import ChannelSummary
+from digests import views
 from digests.channels import set_paused, set_schedule
 from digests.config import ChannelConfig
-from digests.delivery import resolve_post, skip_item
 from digests.errors import NotFoundError
 from digests.ingest import IngestReport, ingest
+from digests.publishing.delivery import resolve_post, skip_item
 from digests.queries import add_commentary, audit
 from digests.store.models import PENDING, SENDING
+from digests.views import ChannelSummary
 
 USAGE = {
     "channels": "Usage: /channels",
@@ -112,7 +112,7 @@ async def channels(update: Update, context: Context) -> None:
     if context.args:
         await _usage(update, "channels")
         return
-    summaries = await in_session(context, admin_queries.channel_summaries)
+    summaries = await in_session(context, views.channel_summaries)
     if not summaries:
         await reply(update, "No channels are configured (config.yaml: channels).")
         return
@@ -125,7 +125,7 @@ async def schedule(update: Update, context: Context) -> None:
     args = context.args or []
     if len(args) == 1:
         try:
-            settings, paused, _ = await in_session(context, admin_queries.channel_settings, args[0])
+            settings, paused, _ = await in_session(context, views.channel_settings, args[0])
         except NotFoundError as exc:
             await _usage(update, "schedule", str(exc))
             return
@@ -147,7 +147,7 @@ async def schedule(update: Update, context: Context) -> None:
     assert context.job_queue is not None
     scheduler.schedule_channel(context.job_queue, name, settings,
                                misfire_grace=config_of(context).publish.misfire_grace_seconds)
-    _, paused, _ = await in_session(context, admin_queries.channel_settings, name)
+    _, paused, _ = await in_session(context, views.channel_settings, name)
     await reply(update, "Schedule saved and in effect:\n" + _schedule_html(context, name, settings, paused))
 
 
@@ -194,7 +194,7 @@ async def queue(update: Update, context: Context) -> None:
         await _usage(update, "queue")
         return
     try:
-        preview = await in_session(context, admin_queries.queue_preview, args[0])
+        preview = await in_session(context, views.queue_preview, args[0])
     except NotFoundError as exc:
         await _usage(update, "queue", str(exc))
         return
@@ -229,7 +229,7 @@ def skip_target(args: Sequence[str], channel_names: Sequence[str]) -> tuple[str,
 @admin_only
 async def skip(update: Update, context: Context) -> None:
     """/skip [CHANNEL] ITEM: never post that item to the channel."""
-    names = await in_session(context, admin_queries.channel_names)
+    names = await in_session(context, views.channel_names)
     target = skip_target(context.args or [], names)
     if isinstance(target, str):
         await _usage(update, "skip", target or None)
@@ -248,7 +248,7 @@ async def _outcomes(context: Context, post_ids: list[int]) -> dict[int, tuple[st
     loop = asyncio.get_running_loop()
     deadline = loop.time() + POSTNOW_WAIT
     while True:
-        states = await in_session(context, admin_queries.posts_by_id, post_ids)
+        states = await in_session(context, views.posts_by_id, post_ids)
         if all(state not in (PENDING, SENDING) for state, _ in states.values()) or loop.time() > deadline:
             return states
         await asyncio.sleep(0.1)
@@ -264,7 +264,7 @@ async def postnow(update: Update, context: Context) -> None:
     name, item_ids = args[0], [int(a) for a in args[1:]]
     actor = actor_of(update)
     try:
-        paused = await in_session(context, admin_queries.check_post_targets, name, item_ids)
+        paused = await in_session(context, views.check_post_targets, name, item_ids)
     except NotFoundError as exc:
         await _usage(update, "postnow", str(exc))
         return
@@ -322,7 +322,7 @@ async def uncertain(update: Update, context: Context) -> None:
     if context.args:
         await _usage(update, "uncertain")
         return
-    posts, total = await in_session(context, admin_queries.problem_posts, limit=UNCERTAIN_SHOWN)
+    posts, total = await in_session(context, views.problem_posts, limit=UNCERTAIN_SHOWN)
     if not posts:
         await reply(update, "No uncertain or failed posts.")
         return
@@ -370,7 +370,7 @@ async def stats(update: Update, context: Context) -> None:
     if context.args:
         await _usage(update, "stats")
         return
-    totals = await in_session(context, admin_queries.delivery_stats)
+    totals = await in_session(context, views.delivery_stats)
     lines = [
         "<b>Stats</b>",
         f"items: {totals.items}",

@@ -19,10 +19,10 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot.app import notify_admins
-from digests.admin_queries import Listing, PostRef
 from digests.config import Config
 from digests.queries import ItemView
 from digests.store.db import Database
+from digests.views import Listing, PostRef
 
 log = logging.getLogger(__name__)
 

@@ -30,9 +30,9 @@ from bot.handlers.common import (
     post_links,
     reply,
 )
-from digests.admin_queries import Listing, item_listing, latest_listing, search_listing
-from digests.blurb import BlurbFormatter
 from digests.errors import NotFoundError
+from digests.formatting.blurb import BlurbFormatter
+from digests.views import Listing, item_listing, latest_listing, search_listing
 
 PAGE_SIZE = 5
 INLINE_PAGE_SIZE = 10

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from digests.blurb import BlurbConfig, BlurbFormatter
 from digests.config import ChannelConfig
-from digests.delivery import RenderedPost, Renderer
+from digests.formatting.blurb import BlurbConfig, BlurbFormatter
+from digests.publishing.delivery import RenderedPost, Renderer
 from digests.queries import ItemView
 
 

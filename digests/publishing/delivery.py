@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session, aliased
 
 from digests.channels import get_channel, settings_hash, settings_of
 from digests.config import ChannelConfig
+from digests.publishing.selection import group_for_posts, is_eligible, next_due_items, order_key
 from digests.queries import ItemView, item_views
-from digests.selection import group_for_posts, is_eligible, next_due_items, order_key
 from digests.store.db import Database
 from digests.store.models import (
     DRY_RUN,
@@ -55,7 +55,7 @@ class RenderedPost:
     item_ids: list[int]
 
 
-# render(views, settings, digest_number) -> posts; supplied by the caller (digests.render).
+# render(views, settings, digest_number) -> posts; supplied by the caller (digests.formatting.render).
 Renderer = Callable[[Sequence[ItemView], ChannelConfig, int | None], list[RenderedPost]]
 
 

@@ -8,7 +8,7 @@ import html
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from digests.blurb import Message, tokenize_telegram_html
+from digests.formatting.blurb import Message, tokenize_telegram_html
 
 # Telegram tag -> (browser tag, class); anything else is dropped, its text kept.
 _BROWSER_TAGS = {

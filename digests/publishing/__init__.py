@@ -1,0 +1,1 @@
+"""From stored items to planned posts: selection, the due cursor, planning, retry rules, review."""
