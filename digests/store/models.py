@@ -20,6 +20,19 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from digests.clock import utcnow
+from digests.states import (  # noqa: F401  (store code imports the states from here too)
+    DRY_RUN,
+    FAILED,
+    PENDING,
+    POST_STATES,
+    RETRY,
+    SENDING,
+    SENT,
+    SKIPPED,
+    UNCERTAIN,
+)
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware datetimes on every backend: stored as UTC, returned as aware UTC."""
@@ -43,8 +56,6 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):
@@ -150,16 +161,6 @@ class Channel(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-# Post states. A post is one Telegram message (one item, or a digest of several).
-PENDING = "pending"  # created, not yet claimed
-SENDING = "sending"  # claimed under a lease; a request may be in flight
-SENT = "sent"
-RETRY = "retry"  # failed transiently; claimable again after not_before
-FAILED = "failed"  # gave up (attempts exhausted or permanent error); an admin can resend
-UNCERTAIN = "uncertain"  # outcome unknown; never resent without an admin's word
-DRY_RUN = "dry-run"  # "sent" to the terminal only
-SKIPPED = "skipped"
-POST_STATES = (PENDING, SENDING, SENT, RETRY, FAILED, UNCERTAIN, DRY_RUN, SKIPPED)
 
 
 class Post(Base):
