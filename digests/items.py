@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 
 @dataclass(slots=True)
@@ -29,3 +30,34 @@ class ParsedItem:
     category: str = ""
     kind: str = "news"  # news | echo | article | link
     author: str = ""
+
+
+@dataclass(slots=True)
+class ItemView:
+    """An item as formatters and commands see it: the effective commentary resolved."""
+
+    id: int
+    title: str
+    url: str
+    links: list[str]
+    summary: str
+    commentary: str
+    commentary_origin: str  # source | editor | plugin | ""
+    image: str | None
+    source: str
+    published_at: datetime | None
+    tags: list[str]
+    category: str
+    kind: str
+    format: str
+    document: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "document": self.document, "format": self.format, "kind": self.kind,
+            "title": self.title, "url": self.url, "links": self.links, "summary": self.summary,
+            "commentary": self.commentary, "commentary_origin": self.commentary_origin,
+            "image": self.image, "source": self.source,
+            "published_at": self.published_at.isoformat() if self.published_at else None,
+            "tags": self.tags, "category": self.category,
+        }

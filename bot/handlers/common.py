@@ -20,7 +20,7 @@ from telegram.ext import ContextTypes
 
 from bot.app import notify_admins
 from digests.config import Config
-from digests.queries import ItemView
+from digests.items import ItemView
 from digests.store.db import Database
 from digests.views import Listing, PostRef
 

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from digests.config import ChannelConfig
 from digests.formatting.blurb import BlurbConfig, BlurbFormatter
-from digests.publishing.delivery import RenderedPost, Renderer
-from digests.queries import ItemView
+from digests.items import ItemView
+
+
+@dataclass(slots=True)
+class RenderedPost:
+    html: str
+    photo: str | None
+    item_ids: list[int]
+
+
+# render(views, settings, digest_number) -> posts: what planning asks of formatting.
+Renderer = Callable[[Sequence[ItemView], ChannelConfig, int | None], list[RenderedPost]]
 
 
 def formatter_for(settings: ChannelConfig, cache: dict[BlurbConfig, BlurbFormatter] | None = None) -> BlurbFormatter:

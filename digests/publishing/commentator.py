@@ -15,7 +15,8 @@ import httpx
 from sqlalchemy import select
 
 from digests.config import CommentatorConfig
-from digests.queries import ItemView, add_commentary, item_views
+from digests.items import ItemView
+from digests.queries import add_commentary, item_views
 from digests.store.db import Database
 from digests.store.models import Commentary, Item
 

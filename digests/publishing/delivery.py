@@ -11,8 +11,7 @@ pending (never sent), sending past its lease (maybe sent: uncertain), or sent.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -21,9 +20,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from digests.channels import get_channel, settings_hash, settings_of
-from digests.config import ChannelConfig
+from digests.formatting.render import Renderer
 from digests.publishing.selection import group_for_posts, is_eligible, next_due_items, order_key
-from digests.queries import ItemView, item_views
+from digests.queries import item_views
 from digests.store.db import Database
 from digests.store.models import (
     DRY_RUN,
@@ -46,17 +45,6 @@ from digests.store.models import (
 _SCAN_BATCH = 200
 _SCAN_LIMIT = 20_000  # rows one selection may read past before it gives up for this slot
 _INGEST_MARGIN = timedelta(minutes=10)
-
-
-@dataclass(slots=True)
-class RenderedPost:
-    html: str
-    photo: str | None
-    item_ids: list[int]
-
-
-# render(views, settings, digest_number) -> posts; supplied by the caller (digests.formatting.render).
-Renderer = Callable[[Sequence[ItemView], ChannelConfig, int | None], list[RenderedPost]]
 
 
 # ---------------------------------------------------------------------------------------------
