@@ -83,7 +83,7 @@ def upgrade() -> None:
         for statement in _SQLITE:
             op.execute(statement)
     if bind.execute(text("SELECT 1 FROM items LIMIT 1")).first() is not None:
-        from digests.search import rebuild_index
+        from digests.store.search import rebuild_index
 
         with Session(bind=bind) as session:
             rebuild_index(session)
