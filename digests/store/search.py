@@ -42,6 +42,7 @@ class _Backend(Protocol):
     """What a dialect's index provides; entries are (key, title, body) by item id."""
 
     def stored(self, session: Session, item_ids: Sequence[int]) -> dict[int, tuple[int, str, str]]: ...
+    def is_empty(self, session: Session) -> bool: ...
     def delete(self, session: Session, item_ids: Sequence[int]) -> None: ...
     def insert(self, session: Session, docs: Sequence[SearchDoc]) -> None: ...
     def clear(self, session: Session) -> None: ...
@@ -122,6 +123,15 @@ def rebuild_index(session: Session, *, batch: int = 2000) -> int:
         _insert(session, backend, pending)
         count += len(pending)
     return count
+
+
+def rebuild_index_if_empty(session: Session) -> int:
+    """Rebuild an empty index when items are stored (a database from before search); the number indexed."""
+    if not _backend(session).is_empty(session):
+        return 0
+    if session.execute(select(Item.id).where(Item.removed.is_(False)).limit(1)).first() is None:
+        return 0
+    return rebuild_index(session)
 
 
 # ---------------------------------------------------------------------------------------------

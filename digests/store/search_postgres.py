@@ -66,6 +66,10 @@ def stored(session: Session, item_ids: Sequence[int]) -> dict[int, tuple[int, st
     return {row[0]: (row[1], row[2], row[3]) for row in rows}
 
 
+def is_empty(session: Session) -> bool:
+    return session.execute(text("SELECT 1 FROM search_docs LIMIT 1")).first() is None
+
+
 def delete(session: Session, item_ids: Sequence[int]) -> None:
     session.execute(text("DELETE FROM search_docs WHERE item_id = ANY(:ids)"), {"ids": list(item_ids)})
     session.execute(text("DELETE FROM search_texts WHERE item_id = ANY(:ids)"), {"ids": list(item_ids)})

@@ -48,6 +48,10 @@ def stored(session: Session, item_ids: Sequence[int]) -> dict[int, tuple[int, st
     }
 
 
+def is_empty(session: Session) -> bool:
+    return session.execute(text("SELECT 1 FROM search_docs LIMIT 1")).first() is None
+
+
 def delete(session: Session, item_ids: Sequence[int]) -> None:
     # The delete trigger tells FTS5 which tokens to drop, from the row's stored text.
     query = text("DELETE FROM search_docs WHERE item_id IN :ids").bindparams(bindparam("ids", expanding=True))
