@@ -35,11 +35,15 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import JSON, create_engine, select, text  # noqa: E402
 
-from digests import search  # noqa: E402
 from digests.ingest import ingest  # noqa: E402
-from digests.store import Database, open_database  # noqa: E402
+from digests.search.entries import recency_key, search_doc  # noqa: E402
+from digests.search.query import parse_query  # noqa: E402
+from digests.search.rank import RANK_WINDOW  # noqa: E402
+from digests.search.tokens import MAX_TITLE_TOKENS, index_tokens  # noqa: E402
+from digests.store import Database, open_database, search_postgres  # noqa: E402
 from digests.store.db import normalise_url  # noqa: E402
 from digests.store.models import Item  # noqa: E402
+from digests.store.search import search_items  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 START = datetime(2012, 1, 1, tzinfo=UTC).timestamp()
@@ -120,12 +124,12 @@ def load_bases(db: Database) -> list[Base]:
     bases = []
     with db.session() as session:
         for item in session.scalars(select(Item).where(Item.removed.is_(False)).order_by(Item.id)):
-            title = search.index_tokens(item.title, search.MAX_TITLE_TOKENS)
-            summary = search.index_tokens(item.summary)
+            title = index_tokens(item.title, MAX_TITLE_TOKENS)
+            summary = index_tokens(item.summary)
             rest: list[str] = []
             for part in (item.commentary, item.source, " ".join(map(str, item.tags or []))):
                 if part:
-                    rest += search.index_tokens(part)
+                    rest += index_tokens(part)
             body_start = len(title) + 2
             fields = {
                 name: getattr(item, name)
@@ -176,13 +180,13 @@ class Row:
     def body(self) -> str:
         return " ".join(
             part
-            for part in (self.base.summary, " ".join(search.index_tokens(self.fragment)), self.base.rest)
+            for part in (self.base.summary, " ".join(index_tokens(self.fragment)), self.base.rest)
             if part
         )
 
     def tsvector(self) -> str:
         start = len(self.base.title.split()) + 2 + len(self.base.summary.split())
-        fragment = _lexemes(search.index_tokens(self.fragment), start)
+        fragment = _lexemes(index_tokens(self.fragment), start)
         return _literal(self.base.title_lexemes, self.base.summary_lexemes, fragment, self.base.rest_lexemes)
 
 
@@ -198,7 +202,7 @@ def generate(
         item_id = first_id + n
         fragment = "".join(rng.choice(chars) for _ in range(FRAGMENT))
         chunk.append(
-            Row(item_id, search.recency_key(published, item_id), rng.choice(bases), published, fragment)
+            Row(item_id, recency_key(published, item_id), rng.choice(bases), published, fragment)
         )
         if len(chunk) == CHUNK:
             yield chunk
@@ -211,9 +215,9 @@ def check_sample(rows: list[Row]) -> None:
     """The fast path builds exactly what search_doc builds for the same item."""
     for row in rows[:: max(1, len(rows) // 50)]:
         item = Item(id=row.id, published_at=row.published, **{**row.base.item, "summary": row.summary_text})  # type: ignore[arg-type]
-        doc = search.search_doc(item)
+        doc = search_doc(item)
         assert (doc.key, doc.title, doc.body) == (row.key, row.base.title, row.body()), row.id
-        assert sorted(doc.tsvector().split()) == sorted(_normalised(row.tsvector())), row.id
+        assert sorted(search_postgres.tsvector(doc).split()) == sorted(_normalised(row.tsvector())), row.id
 
 
 def _normalised(literal: str) -> list[str]:
@@ -345,7 +349,7 @@ def like_scan(session, query: str, dialect: str, *, ranked: bool) -> list[int]:
     Newest first (ranked=False) stops at the fifth match; ranked=True puts title matches first,
     the least ranking a search must do, and so reads every match.
     """
-    parsed = search.parse_query(query)
+    parsed = parse_query(query)
     op = "ILIKE" if dialect == "postgresql" else "LIKE"
     clauses, in_title, params = ["removed = false"], [], {}
     for n, (word, negate) in enumerate(
@@ -393,18 +397,18 @@ def measure(
     rows = []
     for query, offset in queries:
         with db.session() as session:  # warm-up, and the match count for the report
-            page = search.search_items(session, query, limit=5, offset=offset)
+            page = search_items(session, query, limit=5, offset=offset)
         share = base_share.get(query) or 0.0
         cls = classify(page.total, share)
         if page.total is not None:
             matches = str(page.total)
         else:
-            matches = f"~{share * size:,.0f}" if share else f">{search.RANK_WINDOW}"
+            matches = f"~{share * size:,.0f}" if share else f">{RANK_WINDOW}"
         samples = []
         for _ in range(repeat):
             with db.session() as session:
                 ms, _ = timed(
-                    lambda s=session, q=query, o=offset: search.search_items(s, q, limit=5, offset=o)
+                    lambda s=session, q=query, o=offset: search_items(s, q, limit=5, offset=o)
                 )
             samples.append(ms)
         like: dict[str, list[float]] = {"newest": [], "ranked": []}
@@ -508,7 +512,7 @@ def run(backend: str, size: int, args: argparse.Namespace) -> dict[str, object]:
         base_share = {}
         with db.session() as session:
             for query, _ in QUERIES:  # every match of the real archive (a few hundred items)
-                found = search.search_items(session, query, limit=len(bases)).results
+                found = search_items(session, query, limit=len(bases)).results
                 base_share[query] = len(found) / len(bases)
             first_id = (session.scalar(select(Item.id).order_by(Item.id.desc()).limit(1)) or 0) + 1
         chars = corpus_characters(bases)

@@ -149,7 +149,7 @@ def cmd_db(ctx: Context) -> int:
         elif ctx.args.action == "current":
             print(f"{db.safe_url}: revision {db.current_revision() or '(empty)'}, newest {db.head_revision()}")
         elif ctx.args.action == "reindex":
-            from digests import search
+            from digests.store import search
 
             db.ensure_schema()
             with db.session() as session:
@@ -173,8 +173,8 @@ def cmd_comment(ctx: Context) -> int:
 
 def cmd_search(ctx: Context) -> int:
     """Search the archive (Chinese words of one or two characters work)."""
-    from digests import search
     from digests.queries import item_views
+    from digests.store import search
 
     query = " ".join(ctx.args.query)
     with ctx.db.session() as session:

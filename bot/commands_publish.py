@@ -313,7 +313,7 @@ def cmd_demo(ctx: Context) -> int:
     with ctx.db.session() as session:
         for post in list_posts(session):
             print(f"   post {post.id}: {post.state}, items {post.item_ids}")
-    from digests import search
+    from digests.store import search
 
     print("\n4. search the archive, as subscribers do with /search:")
     for query in ("开源", "数据库", "RISC-V"):

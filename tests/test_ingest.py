@@ -255,8 +255,8 @@ def test_many_small_batches_store_what_one_batch_stores(db, tmp_path: Path, monk
     import shutil
 
     from digests import ingest as ingest_module
-    from digests.search import search_items
     from digests.store import open_database
+    from digests.store.search import search_items
 
     sample = Path(ingest_module.__file__).parent.parent / "sample_archive"
     archive = tmp_path / "archive"

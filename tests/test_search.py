@@ -13,11 +13,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select, text
 
-from digests import search
 from digests.ingest import ingest
-from digests.search import RANK_WINDOW, index_tokens, parse_query, search_items
-from digests.store import open_database
+from digests.search.query import parse_query
+from digests.search.rank import RANK_WINDOW
+from digests.search.tokens import index_tokens
+from digests.store import open_database, search, search_postgres
 from digests.store.models import Item
+from digests.store.search import search_items
 from tests.conftest import fresh_postgres_url
 
 
@@ -236,9 +238,9 @@ def test_every_postgresql_plan_finds_the_same_pages(
     queries = ["的", "开源", "谷歌 ai", '"开源软件"', "芯", "linux -内核", "gan", "zyxwvut"]
     expected = {query: [item.id for item in _all(archive, query)] for query in queries}
     assert len(expected["的"]) > 2 * RANK_WINDOW
-    monkeypatch.setattr(search, "_PG_PROBE_ROWS", 10)
+    monkeypatch.setattr(search_postgres, "_PG_PROBE_ROWS", 10)
     for name, value in FORCED[plan].items():
-        monkeypatch.setattr(search, name, value)
+        monkeypatch.setattr(search_postgres, name, value)
     for query in queries:
         assert [item.id for item in _all(archive, query)] == expected[query], query
 

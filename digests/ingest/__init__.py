@@ -20,11 +20,11 @@ from sqlalchemy import Table, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from digests import search
 from digests.errors import DigestError, ParseError
 from digests.ingest.normalize import fingerprint, normalise_item
 from digests.items import ParsedItem
 from digests.parsers import parse_document
+from digests.store import search
 from digests.store.db import Database
 from digests.store.models import Document, Item, ItemSource, utcnow
 

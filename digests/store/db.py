@@ -18,6 +18,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from digests.errors import ConfigError, DigestError
+from digests.store import search
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -87,7 +88,8 @@ class Database:
         return ScriptDirectory.from_config(self._alembic_config()).get_current_head()
 
     def upgrade(self) -> None:
-        """Bring the schema to the newest migration (a new database is created here)."""
+        """Bring the schema to the newest migration (a new database is created here), then build the
+        search index if a migration left it empty."""
         cfg = self._alembic_config()
         try:
             with self.engine.begin() as conn:
@@ -96,6 +98,13 @@ class Database:
                     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
+                # Migrations only shape the schema, so that an old one never changes with today's
+                # code; what today's code derives from the rows (the search index of items stored
+                # before migration 0002) is built here, at head, in the same transaction.
+                with Session(bind=conn) as session:
+                    indexed = search.rebuild_index_if_empty(session)
+                if indexed:
+                    log.info("search index built: %d items", indexed)
         except OperationalError as exc:
             raise DigestError(f"cannot open the database {self.safe_url}: {exc.orig}") from None
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import digests.store.models  # noqa: F401  (UTCDateTime column type)
-
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -23,7 +21,7 @@ def upgrade() -> None:
     op.create_table(
         "audit_log",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("at", digests.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("actor", sa.String(length=128), nullable=False),
         sa.Column("action", sa.String(length=64), nullable=False),
         sa.Column("target", sa.String(length=256), nullable=False),
@@ -40,11 +38,11 @@ def upgrade() -> None:
         sa.Column("paused", sa.Boolean(), nullable=False),
         sa.Column("paused_reason", sa.Text(), nullable=True),
         sa.Column("digest_counter", sa.Integer(), nullable=False),
-        sa.Column("backlog_from", digests.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("backlog_from", sa.DateTime(timezone=True), nullable=True),
         sa.Column("selection_cursor", sa.JSON(), nullable=False),
-        sa.Column("selected_at", digests.store.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("created_at", digests.store.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", digests.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("selected_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("name"),
     )
@@ -57,8 +55,8 @@ def upgrade() -> None:
         sa.Column("size", sa.BigInteger(), nullable=False),
         sa.Column("item_count", sa.Integer(), nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
-        sa.Column("ingested_at", digests.store.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", digests.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("ingested_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("path"),
     )
@@ -80,16 +78,16 @@ def upgrade() -> None:
         sa.Column("commentary", sa.Text(), nullable=False),
         sa.Column("image", sa.Text(), nullable=True),
         sa.Column("source", sa.String(length=256), nullable=False),
-        sa.Column("published_at", digests.store.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("sort_at", digests.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("sort_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("tags", sa.JSON(), nullable=False),
         sa.Column("category", sa.String(length=128), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("author", sa.String(length=256), nullable=False),
         sa.Column("format", sa.String(length=32), nullable=False),
         sa.Column("removed", sa.Boolean(), nullable=False),
-        sa.Column("created_at", digests.store.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", digests.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["document_id"], ["documents.id"], ondelete="SET NULL"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("fingerprint"),
@@ -109,17 +107,17 @@ def upgrade() -> None:
         sa.Column("item_ids", sa.JSON(), nullable=False),
         sa.Column("part", sa.Integer(), nullable=False),
         sa.Column("digest_number", sa.Integer(), nullable=True),
-        sa.Column("slot_at", digests.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("slot_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("not_before", digests.store.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("lease_until", digests.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("not_before", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("worker", sa.String(length=128), nullable=True),
         sa.Column("message_id", sa.BigInteger(), nullable=True),
-        sa.Column("sent_at", digests.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("plain_fallback", sa.Boolean(), nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
-        sa.Column("created_at", digests.store.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", digests.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["channel_id"], ["channels.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
     )
@@ -135,7 +133,7 @@ def upgrade() -> None:
         sa.Column("text", sa.Text(), nullable=False),
         sa.Column("author", sa.String(length=256), nullable=False),
         sa.Column("origin", sa.String(length=16), nullable=False),
-        sa.Column("created_at", digests.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["item_id"], ["items.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
     )
@@ -150,7 +148,7 @@ def upgrade() -> None:
         sa.Column("post_id", sa.Integer(), nullable=True),
         sa.Column("position", sa.Integer(), nullable=False),
         sa.Column("skipped", sa.Boolean(), nullable=False),
-        sa.Column("created_at", digests.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["channel_id"], ["channels.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["item_id"], ["items.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["post_id"], ["posts.id"], ondelete="CASCADE"),

@@ -4,7 +4,9 @@ SQLite: search_docs (the token text of each item, keyed by recency) as the exter
 the FTS5 table search_fts (deletes and updates reach it through triggers). PostgreSQL: search_docs (recency key with a btree
 and a BRIN index, and a GIN-indexed tsvector stored inline) and search_texts (the token text the
 ranking reads).
-Items already stored are indexed at the end (digestbot db reindex does the same).
+Items already stored are indexed after the migrations, by Database.upgrade (`digestbot db
+upgrade` and every start that migrates; after `alembic upgrade` by hand, `digestbot db reindex`):
+running today's search code here would change this migration whenever search changes.
 
 Revision ID: 0002
 Revises: 0001
@@ -14,7 +16,6 @@ from __future__ import annotations
 
 from alembic import op
 from sqlalchemy import text
-from sqlalchemy.orm import Session
 
 revision = "0002"
 down_revision = "0001"
@@ -34,7 +35,7 @@ _SQLITE = [
         title, body, content='search_docs', content_rowid='key', tokenize='ascii', prefix='1'
     )""",
     # No AFTER INSERT trigger: the code inserts into search_fts itself (see 0003, which drops the
-    # trigger from databases made before; the rebuild below already runs today's code).
+    # trigger from databases made before).
     """CREATE TRIGGER search_docs_ad AFTER DELETE ON search_docs BEGIN
         INSERT INTO search_fts (search_fts, rowid, title, body) VALUES ('delete', old.key, old.title, old.body);
     END""",
@@ -82,11 +83,6 @@ def upgrade() -> None:
     else:
         for statement in _SQLITE:
             op.execute(statement)
-    if bind.execute(text("SELECT 1 FROM items LIMIT 1")).first() is not None:
-        from digests.search import rebuild_index
-
-        with Session(bind=bind) as session:
-            rebuild_index(session)
 
 
 def downgrade() -> None:
