@@ -6,9 +6,7 @@ built, so a bad template stops start-up instead of a publish.
 
 from __future__ import annotations
 
-import html
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from functools import lru_cache, partial
@@ -16,27 +14,20 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-from markupsafe import Markup
 
 from digests.errors import TemplateError
 from digests.formatting.commentary import DEFAULT_COMMENTARY_LABEL, strip_label
+from digests.formatting.fitting import UNTITLED, Draft, Entry, fit_to_limit
 from digests.formatting.links import hashtags_for, source_name, telegram_href
-from digests.formatting.shorten import shorten
 from digests.formatting.telegram_html import (
     CAPTION_LIMIT,
     TEXT_LIMIT,
     check_telegram_html,
     clean_block,
     clean_line,
-    escape_text,
-    telegram_safe,
-    utf16_length,
     visible_length,
 )
-
-UNTITLED = "（无标题）"
-TEMPLATE_DIR = Path(__file__).with_name("templates")
+from digests.formatting.templating import load_templates, render_template, template_filename
 
 
 class BlurbItem(Protocol):
@@ -114,142 +105,6 @@ class BlurbConfig:
         )
 
 
-@dataclass(slots=True)
-class Entry:
-    """What a template sees of one item: clean plain text (autoescape escapes it on output)."""
-
-    index: int
-    id: int | None
-    title: str
-    summary: str
-    url: str | None
-    source: str
-    commentary: str
-    hashtags: list[str]
-    image: str | None
-    category: str
-    tags: list[str]
-    published_at: datetime | None
-
-
-# ---------------------------------------------------------------------------------------------
-# Templates
-
-_MANY_NEWLINES = re.compile(r"\n{3,}")
-
-
-class _MemoryLoader(jinja2.BaseLoader):
-    """Serves the templates read at construction, under "single", "digest" and "photo"."""
-
-    def __init__(self, sources: dict[str, tuple[str, str]]) -> None:
-        self.sources = sources
-
-    def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str, Callable[[], bool]]:
-        if template not in self.sources:
-            raise jinja2.TemplateNotFound(template)
-        source, filename = self.sources[template]
-        return source, filename, lambda: True
-
-
-def _finalize(value: Any) -> Any:
-    """Every ``{{ value }}``: None prints nothing; plain text is cleaned and escaped for Telegram."""
-    if value is None:
-        return ""
-    if hasattr(value, "__html__"):
-        return value
-    return Markup(escape_text(telegram_safe(str(value))))
-
-
-def _href_filter(value: Any) -> Markup:
-    """``{{ url|href }}``: a valid http(s) link, escaped for a double-quoted attribute, or ""."""
-    href = telegram_href(str(value)) if value else None
-    return Markup(html.escape(href, quote=True)) if href else Markup("")
-
-
-def _make_environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
-    env = ImmutableSandboxedEnvironment(
-        loader=loader,
-        autoescape=True,
-        finalize=_finalize,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=False,
-        undefined=jinja2.StrictUndefined,
-    )
-    env.filters["href"] = _href_filter
-    return env
-
-
-def _template_line(exc: BaseException, filename: str) -> int | None:
-    """The template line of a render error (Jinja maps its frames to the template's lines)."""
-    line = getattr(exc, "lineno", None)
-    tb = exc.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename == filename:
-            line = tb.tb_lineno
-        tb = tb.tb_next
-    return line
-
-
-def _template_error(filename: str, exc: BaseException) -> TemplateError:
-    line = _template_line(exc, filename)
-    where = f"template {filename}" + (f" line {line}" if line else "")
-    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    return TemplateError(f"{where}: {message}")
-
-
-def _tidy(markup: str) -> str:
-    """Rendered output with at most one blank line in a row and no whitespace at either end."""
-    markup = markup.replace("\r\n", "\n")
-    markup = re.sub(r"[ \t]+\n", "\n", markup)
-    return _MANY_NEWLINES.sub("\n\n", markup).strip()
-
-
-# ---------------------------------------------------------------------------------------------
-# Formatting
-
-_SHRINKABLE = ("summary", "commentary", "title", "source")
-
-
-@dataclass(slots=True)
-class _Draft:
-    """One item's full texts and the budgets (UTF-16 units) they are currently cut to."""
-
-    index: int
-    id: int | None
-    title: str
-    summary: str
-    url: str | None
-    source: str
-    commentary: str
-    hashtags: list[str]
-    image: str | None
-    category: str
-    tags: list[str]
-    published_at: datetime | None
-    budget: dict[str, int]
-
-    def shortened(self, name: str) -> str:
-        """Text ``name`` cut to its budget; only the summary may vanish for a single overlong word."""
-        return shorten(getattr(self, name), self.budget[name], hard=name != "summary")
-
-    def entry(self) -> Entry:
-        return Entry(
-            index=self.index,
-            id=self.id,
-            title=self.shortened("title") or UNTITLED,
-            summary=self.shortened("summary"),
-            url=self.url,
-            source=self.shortened("source"),
-            commentary=self.shortened("commentary"),
-            hashtags=list(self.hashtags),
-            image=self.image,
-            category=self.category,
-            tags=list(self.tags),
-            published_at=self.published_at,
-        )
-
-
 def _same_sentence(summary: str, title: str) -> bool:
     """True when the summary only repeats the title (give or take closing punctuation)."""
     ends = "。！？.!?…；;，, "
@@ -270,20 +125,9 @@ class BlurbFormatter:
         elif not isinstance(config, BlurbConfig):
             config = BlurbConfig.from_channel(config)
         self.config: BlurbConfig = config
-        overrides = {"single": config.single_template, "digest": config.digest_template,
-                     "photo": config.photo_template}
-        sources = {name: _read_template(Path(path) if path else TEMPLATE_DIR / f"{name}.j2")
-                   for name, path in overrides.items()}
-        self._env = _make_environment(_MemoryLoader(sources))
-        self._templates: dict[str, jinja2.Template] = {}
-        for name, (_source, filename) in sources.items():
-            try:
-                self._templates[name] = self._env.get_template(name)
-            except jinja2.TemplateSyntaxError as exc:
-                raise TemplateError(
-                    f"template {exc.filename or filename} line {exc.lineno}: {exc.message}") from None
-            except jinja2.TemplateError as exc:
-                raise _template_error(filename, exc) from None
+        self._templates: dict[str, jinja2.Template] = load_templates(
+            {"single": config.single_template, "digest": config.digest_template,
+             "photo": config.photo_template})
         self._check_templates()
 
     # -- public API ---------------------------------------------------------------------------
@@ -291,7 +135,7 @@ class BlurbFormatter:
     def format_single(self, item: BlurbItem) -> Message:
         """One item as one text message (<= 4096)."""
         draft = self._draft(item, 1, self.config.summary_length)
-        markup = self._fit(draft, lambda: self._render_single("single", draft), TEXT_LIMIT)
+        markup = fit_to_limit(draft, lambda: self._render_single("single", draft), TEXT_LIMIT)
         return self._message("single", markup, None, [draft.id])
 
     def format_photo(self, item: BlurbItem) -> Message:
@@ -299,7 +143,7 @@ class BlurbFormatter:
         draft = self._draft(item, 1, self.config.summary_length)
         if not draft.image:
             return self.format_single(item)
-        markup = self._fit(draft, lambda: self._render_single("photo", draft), CAPTION_LIMIT)
+        markup = fit_to_limit(draft, lambda: self._render_single("photo", draft), CAPTION_LIMIT)
         return self._message("photo", markup, draft.image, [draft.id])
 
     def format_digest(self, items: Sequence[BlurbItem], number: int | None = None,
@@ -314,7 +158,7 @@ class BlurbFormatter:
         length = self.config.digest_summary_length or self.config.summary_length
         drafts = [self._draft(item, i, length) for i, item in enumerate(items, 1)]
 
-        def render(part: list[_Draft], number_of: tuple[int, int] = (1, 1)) -> str:
+        def render(part: list[Draft], number_of: tuple[int, int] = (1, 1)) -> str:
             return self._render_digest(part, heading, number, *number_of)
 
         markup = render(drafts)
@@ -322,8 +166,8 @@ class BlurbFormatter:
             return [self._message("digest", markup, None, [d.id for d in drafts])]
         widest = int("9" * len(str(len(drafts))))  # the longest "(k/n)" any split can need
         for draft in drafts:
-            self._fit(draft, partial(render, [draft], (widest, widest)), TEXT_LIMIT)
-        parts: list[list[_Draft]] = [[]]
+            fit_to_limit(draft, partial(render, [draft], (widest, widest)), TEXT_LIMIT)
+        parts: list[list[Draft]] = [[]]
         for draft in drafts:
             candidate = [*parts[-1], draft]
             if parts[-1] and visible_length(render(candidate, (widest, widest))) > TEXT_LIMIT:
@@ -336,9 +180,9 @@ class BlurbFormatter:
             messages.append(self._message("digest", markup, None, [d.id for d in part]))
         return messages
 
-    # -- drafting and fitting -----------------------------------------------------------------
+    # -- drafting -----------------------------------------------------------------------------
 
-    def _draft(self, item: BlurbItem, index: int, summary_length: int) -> _Draft:
+    def _draft(self, item: BlurbItem, index: int, summary_length: int) -> Draft:
         url = telegram_href(getattr(item, "url", ""))
         source = clean_line(getattr(item, "source", "")) or source_name(url)
         tags = [clean_line(str(t)) for t in (getattr(item, "tags", None) or [])]
@@ -351,7 +195,7 @@ class BlurbFormatter:
         if _same_sentence(summary, title):  # a one-sentence follow-up: say it once
             summary = ""
         unlimited = 1 << 30
-        return _Draft(
+        return Draft(
             index=index,
             id=item_id if isinstance(item_id, int) else None,
             title=title,
@@ -368,53 +212,17 @@ class BlurbFormatter:
                     "source": unlimited},
         )
 
-    def _fit(self, draft: _Draft, render: Callable[[], str], limit: int) -> str:
-        """Shrink the draft's texts (summary first) until ``render()`` fits ``limit``."""
-        markup = render()
-        excess = visible_length(markup) - limit
-        if excess <= 0:
-            return markup
-        for name in _SHRINKABLE:
-            shown = utf16_length(draft.shortened(name))
-            if shown <= 0:
-                continue
-            # Cutting this text by the excess is always enough, so search only between the two.
-            fits, too_long = max(shown - excess, 0), shown
-            draft.budget[name] = fits
-            excess = visible_length(render()) - limit
-            if excess > 0 and fits > 0:
-                draft.budget[name] = fits = 0
-                excess = visible_length(render()) - limit
-            if excess > 0:
-                continue  # not enough even without it: leave it out and shrink the next one
-            while too_long - fits > 1:
-                middle = (fits + too_long) // 2
-                draft.budget[name] = middle
-                if visible_length(render()) <= limit:
-                    fits = middle
-                else:
-                    too_long = middle
-            draft.budget[name] = fits
-            return render()
-        if draft.hashtags:
-            draft.hashtags = []
-            markup = render()
-            if visible_length(markup) <= limit:
-                return markup
-        raise TemplateError(f"the templates leave no room within {limit} characters for item "
-                            f"{draft.id if draft.id is not None else draft.index}")
-
     # -- rendering ----------------------------------------------------------------------------
 
     def _labels(self) -> dict[str, str]:
         return {"commentary_label": clean_line(self.config.commentary_label),
                 "source_label": clean_line(self.config.source_label)}
 
-    def _render_single(self, name: str, draft: _Draft) -> str:
+    def _render_single(self, name: str, draft: Draft) -> str:
         entry = draft.entry()
         return self._render(name, entry=entry, **_entry_context(entry), **self._labels())
 
-    def _render_digest(self, drafts: list[_Draft], heading: str, number: int | None,
+    def _render_digest(self, drafts: list[Draft], heading: str, number: int | None,
                        part: int, parts: int) -> str:
         entries = [d.entry() for d in drafts]
         hashtags = hashtags_for([t for e in entries for t in e.hashtags], self.config.max_hashtags)
@@ -422,19 +230,13 @@ class BlurbFormatter:
                             entries=entries, hashtags=hashtags, **self._labels())
 
     def _render(self, name: str, **context: Any) -> str:
-        template = self._templates[name]
-        filename = template.filename or name
-        try:
-            markup = _tidy(template.render(**context))
-        except Exception as exc:  # a template may fail in any way; report it against its line
-            raise _template_error(filename, exc) from None
-        return markup
+        return render_template(self._templates[name], context)
 
     def _message(self, name: str, markup: str, photo: str | None, item_ids: list[int | None]) -> Message:
         """The final message, once its markup is known to be HTML Telegram accepts."""
         problem = check_telegram_html(markup)
         if problem:
-            filename = self._templates[name].filename or name
+            filename = template_filename(self._templates[name])
             raise TemplateError(f"template {filename}: renders HTML Telegram rejects: {problem}")
         return Message(markup, photo, item_ids, visible_length(markup))
 
@@ -448,14 +250,6 @@ class BlurbFormatter:
 
 def _entry_context(entry: Entry) -> dict[str, Any]:
     return {f.name: getattr(entry, f.name) for f in fields(entry)}
-
-
-def _read_template(path: Path) -> tuple[str, str]:
-    try:
-        return path.read_text(encoding="utf-8"), str(path)
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise TemplateError(f"template {path}: cannot read it: {reason}") from None
 
 
 @dataclass
