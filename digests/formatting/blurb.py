@@ -23,8 +23,8 @@ from digests.formatting.telegram_html import (
     CAPTION_LIMIT,
     TEXT_LIMIT,
     check_telegram_html,
-    clean_block,
-    clean_line,
+    clean_message_block,
+    clean_message_line,
     visible_length,
 )
 from digests.formatting.templating import load_templates, render_template, template_filename
@@ -154,7 +154,7 @@ class BlurbFormatter:
         """
         if not items:
             raise ValueError("a digest needs at least one item")
-        heading = clean_line(self.config.digest_title if title is None else title)
+        heading = clean_message_line(self.config.digest_title if title is None else title)
         length = self.config.digest_summary_length or self.config.summary_length
         drafts = [self._draft(item, i, length) for i, item in enumerate(items, 1)]
 
@@ -184,14 +184,14 @@ class BlurbFormatter:
 
     def _draft(self, item: BlurbItem, index: int, summary_length: int) -> Draft:
         url = telegram_href(getattr(item, "url", ""))
-        source = clean_line(getattr(item, "source", "")) or source_name(url)
-        tags = [clean_line(str(t)) for t in (getattr(item, "tags", None) or [])]
-        category = clean_line(getattr(item, "category", ""))
+        source = clean_message_line(getattr(item, "source", "")) or source_name(url)
+        tags = [clean_message_line(str(t)) for t in (getattr(item, "tags", None) or [])]
+        category = clean_message_line(getattr(item, "category", ""))
         hashtags = hashtags_for([*tags, category], self.config.max_hashtags) if self.config.hashtags else []
-        commentary = strip_label(clean_block(getattr(item, "commentary", "")), self.config.commentary_label)
+        commentary = strip_label(clean_message_block(getattr(item, "commentary", "")), self.config.commentary_label)
         item_id = getattr(item, "id", None)
-        title = clean_line(getattr(item, "title", "")) or UNTITLED
-        summary = clean_block(getattr(item, "summary", ""))
+        title = clean_message_line(getattr(item, "title", "")) or UNTITLED
+        summary = clean_message_block(getattr(item, "summary", ""))
         if _same_sentence(summary, title):  # a one-sentence follow-up: say it once
             summary = ""
         unlimited = 1 << 30
@@ -215,8 +215,8 @@ class BlurbFormatter:
     # -- rendering ----------------------------------------------------------------------------
 
     def _labels(self) -> dict[str, str]:
-        return {"commentary_label": clean_line(self.config.commentary_label),
-                "source_label": clean_line(self.config.source_label)}
+        return {"commentary_label": clean_message_line(self.config.commentary_label),
+                "source_label": clean_message_line(self.config.source_label)}
 
     def _render_single(self, name: str, draft: Draft) -> str:
         entry = draft.entry()

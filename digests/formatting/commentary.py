@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from digests.errors import ConfigError
-from digests.formatting.telegram_html import clean_block
+from digests.formatting.telegram_html import clean_message_block
 
 DEFAULT_COMMENTARY_LABEL = "老王点评"
 COMMENTARY_POLICIES = ("publish", "hold")
@@ -35,5 +35,5 @@ def needs_commentary_hold(item: Commented, policy: str, *, label: str = DEFAULT_
     if policy == "publish":
         return False
     if policy == "hold":
-        return not strip_label(clean_block(getattr(item, "commentary", "")), label)
+        return not strip_label(clean_message_block(getattr(item, "commentary", "")), label)
     raise ConfigError(f"commentary_policy: {policy!r} is not one of {', '.join(COMMENTARY_POLICIES)}")

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from urllib.parse import urlsplit
 
-from digests.formatting.telegram_html import clean_line
+from digests.formatting.telegram_html import clean_message_line
 
 _HREF_CANDIDATES = re.compile(r'[^!#-;=?-\[\]_a-z~]')  # all but the ASCII that is safe in an href
 _HOST_LABEL = re.compile(r"^(?:[a-z0-9_]|[^\x00-\x7f])(?:[a-z0-9_-]|[^\x00-\x7f])*$")
@@ -44,7 +44,7 @@ def telegram_href(url: str | None) -> str | None:
     Spaces, quotes and other characters that are unsafe in an href are percent-encoded; non-ASCII
     stays readable (Telegram accepts it, IDN hosts included).
     """
-    url = clean_line(url)
+    url = clean_message_line(url)
     if not url:
         return None
     url = _percent_encode_unsafe(url)
@@ -84,7 +84,7 @@ def _is_hashtag_letter(c: str) -> bool:
 @lru_cache(maxsize=4096)
 def hashtag(word: str | None) -> str | None:
     """``#word`` as Telegram recognises a hashtag (letters, digits, "_"; a letter needed), or None."""
-    text = clean_line(word)
+    text = clean_message_line(word)
     text = _HASHTAG_WORDS.get(text.casefold(), text)
     chars = [c if c == "_" or _is_hashtag_letter(c) or unicodedata.category(c) == "Nd" else "_"
              for c in text]

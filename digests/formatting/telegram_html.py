@@ -34,7 +34,7 @@ def telegram_safe(text: str) -> str:
     return _UNWANTED.sub("", text)
 
 
-def clean_text(text: str | None) -> str:
+def clean_message_text(text: str | None) -> str:
     """Source text made ``telegram_safe`` and NFC (so "e" + U+0301 is one character, as in print)."""
     if not text:
         return ""
@@ -43,16 +43,16 @@ def clean_text(text: str | None) -> str:
     return telegram_safe(text)
 
 
-def clean_block(text: str | None) -> str:
+def clean_message_block(text: str | None) -> str:
     """Multi-line text: clean, spaces collapsed, lines trimmed, at most one blank line in a row."""
-    text = _INLINE_SPACE.sub(" ", clean_text(text))
+    text = _INLINE_SPACE.sub(" ", clean_message_text(text))
     text = "\n".join(line.strip() for line in text.split("\n"))
     return _MANY_NEWLINES.sub("\n\n", text).strip()
 
 
-def clean_line(text: str | None) -> str:
+def clean_message_line(text: str | None) -> str:
     """One line: clean, every run of whitespace (newlines included) made one space."""
-    return " ".join(clean_text(text).split())
+    return " ".join(clean_message_text(text).split())
 
 
 def utf16_length(text: str) -> int:
