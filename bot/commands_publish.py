@@ -23,7 +23,8 @@ SAMPLE_ARCHIVE = Path(__file__).resolve().parent.parent / "digests" / "sample_ar
 
 
 def _message(html: str, photo: str | None, item_ids: list[int]) -> Any:
-    from digests.formatting.blurb import Message, visible_length
+    from digests.formatting.blurb import Message
+    from digests.formatting.telegram_html import visible_length
 
     return Message(html, photo, list(item_ids), visible_length(html))
 

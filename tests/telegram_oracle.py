@@ -1,9 +1,9 @@
-"""Telegram's own HTML parser (TDLib, through tdjson) as the oracle for what blurb.py produces.
+"""Telegram's own HTML parser (TDLib, through tdjson) as the oracle for what digests.formatting produces.
 
 ``parseTextEntities`` is the parser the Bot API runs on ``parse_mode=HTML``; what it does not do
 is the clean-up on sending (TDLib ``fix_formatted_text``: "\\r" and a few invisible characters
 removed, controls made spaces, spaces and newlines trimmed at both ends). ``sent_text`` repeats
-that part here, written from TDLib's source and independent of ``digests.formatting.blurb``.
+that part here, written from TDLib's source and independent of ``digests.formatting.telegram_html``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from typing import Any
 
 import tdjson
 
-from digests.formatting.blurb import CAPTION_LIMIT, TEXT_LIMIT, Message, visible_length
+from digests.formatting.blurb import Message
+from digests.formatting.telegram_html import CAPTION_LIMIT, TEXT_LIMIT, visible_length
 
 
 def td_execute(query: dict[str, Any]) -> dict[str, Any]:

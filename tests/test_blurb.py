@@ -13,24 +13,24 @@ from hypothesis import strategies as st
 
 from digests.errors import ConfigError, ParseError, TemplateError
 from digests.formatting.blurb import (
-    CAPTION_LIMIT,
-    TEXT_LIMIT,
     BlurbConfig,
     BlurbFormatter,
     Message,
-    check_telegram_html,
-    escape_text,
     format_digest,
     format_photo,
     format_single,
-    hashtag,
-    hashtags_for,
-    needs_commentary_hold,
-    shorten,
-    telegram_href,
+)
+from digests.formatting.commentary import needs_commentary_hold
+from digests.formatting.links import hashtag, hashtags_for, telegram_href
+from digests.formatting.preview import render_preview_page, render_terminal
+from digests.formatting.shorten import shorten
+from digests.formatting.telegram_html import (
+    CAPTION_LIMIT,
+    TEXT_LIMIT,
+    check_telegram_html,
+    escape_text,
     visible_length,
 )
-from digests.formatting.preview import render_preview_page, render_terminal
 from tests.telegram_oracle import assert_valid_message, find_entities, parse_html, sent_text, utf16_len
 
 

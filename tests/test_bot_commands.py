@@ -20,7 +20,7 @@ from bot.app import build_application
 from bot.handlers.admin import skip_target
 from bot.handlers.common import APOLOGY, NOTHING_FOUND, REFUSAL, post_url
 from digests.config import Config, config_from_mapping
-from digests.formatting.blurb import check_telegram_html
+from digests.formatting.telegram_html import check_telegram_html
 from digests.ingest import ingest
 from digests.store import open_database
 from digests.store.db import Database

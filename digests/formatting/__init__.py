@@ -1,1 +1,1 @@
-"""Item -> Telegram HTML: the Telegram HTML dialect, shortening, links, templates, the blurb formatter, preview."""
+"""Item -> Telegram HTML (pure): its dialect, links, shortening, commentary, templates, formatter, previews."""

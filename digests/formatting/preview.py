@@ -8,7 +8,8 @@ import html
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from digests.formatting.blurb import Message, tokenize_telegram_html
+from digests.formatting.blurb import Message
+from digests.formatting.telegram_html import tokenize_telegram_html
 
 # Telegram tag -> (browser tag, class); anything else is dropped, its text kept.
 _BROWSER_TAGS = {
