@@ -13,23 +13,33 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
 from telegram import Bot, LinkPreviewOptions
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.error import BadRequest, TelegramError
 
 from bot.ratelimit import SendLimiter
+from bot.telegram_errors import outcome_of, photo_refused
 from digests.channels import all_channels, get_channel, set_paused, settings_of
 from digests.config import Config
 from digests.formatting.render import make_renderer
 from digests.publishing import delivery
 from digests.publishing.commentator import fill_missing_commentary, make_commentator
+from digests.publishing.retry import (
+    Decision,
+    Fail,
+    Kind,
+    Outcome,
+    PauseChannel,
+    Policy,
+    ResendPlain,
+    RetryAt,
+    Uncertain,
+    decide,
+)
 from digests.store.db import Database
 from digests.store.models import Channel, Post, utcnow
 
 log = logging.getLogger(__name__)
 
-# Errors raised before the request could reach Telegram: safe to send again.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 _TAG = re.compile(r"<[^>]+>")
 
 
@@ -74,6 +84,7 @@ class Publisher:
         self.echo = echo
         self.worker = worker or worker_name()
         self.concurrency = concurrency or config.publish.concurrency
+        self.policy = Policy.from_config(config.publish)
         self.limiter = SendLimiter(config.limits.global_per_second, config.limits.channel_per_minute)
         self.render = make_renderer()
         self.commentator = make_commentator(config.commentator)
@@ -194,47 +205,54 @@ class Publisher:
         channel = self._channels[post.channel_id]
         settings = settings_of(channel)
         chat = chat_ref(channel.chat_id)
-        assert self.bot is not None
         try:
             message = await self._request(chat, post, settings, plain=False)
-        except RetryAfter as exc:
-            wait = _seconds(exc.retry_after)
-            self.hold_until = utcnow() + timedelta(seconds=wait)
-            self.stats.flood_waits += 1
-            await asyncio.to_thread(delivery.bump_counter, self.db, "flood_waits")
-            await asyncio.to_thread(delivery.record_retry, self.db, post.id, self.worker,
-                                    f"flood control: retry after {wait:g}s", self.hold_until,
-                                    count_attempt=False)
-            log.warning("429 from Telegram: holding every send for %gs (post %s kept)", wait, post.id)
-            return
-        except Forbidden as exc:
-            await self._pause(channel, post, f"the bot cannot post in {channel.chat_id}: {exc.message}")
-            return
-        except BadRequest as exc:
-            text = exc.message.lower()
-            if "can't parse entities" in text or "can't find end" in text or "unsupported start tag" in text:
-                log.error("post %s: Telegram could not parse its HTML (%s); resending as plain text",
-                          post.id, exc.message)
-                try:
-                    message = await self._request(chat, post, settings, plain=True)
-                except TelegramError as again:
-                    await self._fail(post, f"plain-text resend failed: {again}")
-                    return
-                self.stats.plain_fallbacks += 1
-                await self._sent(post, message.message_id, plain=True, note=f"sent as plain text: {exc.message}")
-                return
-            if "chat not found" in text or "not enough rights" in text or "chat_write_forbidden" in text:
-                await self._pause(channel, post, f"{channel.chat_id}: {exc.message}")
-                return
-            await self._fail(post, exc.message)
-            return
-        except (TimedOut, NetworkError) as exc:
-            await self._network_error(post, exc)
-            return
         except TelegramError as exc:
-            await self._fail(post, str(exc))
+            outcome = outcome_of(exc, channel.chat_id)
+        else:
+            await self._sent(post, message.message_id)
             return
-        await self._sent(post, message.message_id)
+        decision = decide(outcome, post.attempts, self.policy, utcnow())
+        if isinstance(decision, ResendPlain):
+            log.error("post %s: Telegram could not parse its HTML (%s); resending as plain text",
+                      post.id, outcome.detail)
+            try:
+                message = await self._request(chat, post, settings, plain=True)
+            except TelegramError as again:
+                decision = decide(outcome_of(again, channel.chat_id), post.attempts, self.policy, utcnow(),
+                                  plain_resend=True)
+            else:
+                self.stats.plain_fallbacks += 1
+                await self._sent(post, message.message_id, plain=True, note=decision.note)
+                return
+        await self._act(post, channel, outcome, decision)
+
+    async def _act(self, post: Post, channel: Channel, outcome: Outcome, decision: Decision) -> None:
+        """Record what the decider said and tell whoever needs to know."""
+        if isinstance(decision, RetryAt):
+            if decision.hold_all:
+                self.hold_until = decision.at
+            if outcome.kind is Kind.FLOOD_WAIT:
+                self.stats.flood_waits += 1
+                await asyncio.to_thread(delivery.bump_counter, self.db, "flood_waits")
+            await asyncio.to_thread(delivery.record_retry, self.db, post.id, self.worker, decision.reason,
+                                    decision.at, count_attempt=decision.counts_attempt)
+            if outcome.kind is Kind.FLOOD_WAIT:
+                log.warning("429 from Telegram: holding every send for %gs (post %s kept)", outcome.retry_after,
+                            post.id)
+            else:
+                self.stats.retried += 1
+        elif isinstance(decision, PauseChannel):
+            await self._pause(channel, post, decision.reason)
+        elif isinstance(decision, Uncertain):
+            await asyncio.to_thread(delivery.record_uncertain, self.db, post.id, self.worker, decision.reason)
+            self.stats.uncertain += 1
+            await self._tell_admins(f"Post {post.id} may or may not have been sent ({outcome.detail}). "
+                                    "It will not be resent without your word: /uncertain")
+        elif isinstance(decision, Fail):
+            await self._fail(post, decision.reason)
+        else:  # a plain-text resend is decided once, in _send
+            raise AssertionError(f"unexpected decision {decision!r}")
 
     async def _request(self, chat: int | str, post: Post, settings: Any, *, plain: bool) -> Any:
         assert self.bot is not None
@@ -245,7 +263,7 @@ class Publisher:
                 return await self.bot.send_photo(chat, post.photo, caption=text, parse_mode=parse_mode,
                                                  disable_notification=settings.silent)
             except BadRequest as exc:
-                if not _photo_problem(exc.message):
+                if not photo_refused(exc):
                     raise
                 log.warning("post %s: photo %s refused (%s); sending the text alone", post.id, post.photo,
                             exc.message)
@@ -276,39 +294,9 @@ class Publisher:
         with self.db.session() as session:
             set_paused(session, name, True, actor="publisher", reason=reason)
 
-    async def _network_error(self, post: Post, exc: TelegramError) -> None:
-        cause = exc.__cause__
-        maybe_sent = cause is not None and not isinstance(cause, _NOT_SENT)
-        if maybe_sent:
-            error = f"outcome unknown: {exc}"
-            await asyncio.to_thread(delivery.record_uncertain, self.db, post.id, self.worker, error)
-            self.stats.uncertain += 1
-            await self._tell_admins(f"Post {post.id} may or may not have been sent ({exc}). "
-                                    "It will not be resent without your word: /uncertain")
-            return
-        if post.attempts >= self.config.publish.max_attempts:
-            await self._fail(post, f"gave up after {post.attempts} attempts: {exc}")
-            return
-        delay = min(self.config.publish.backoff_seconds * 2 ** (post.attempts - 1),
-                    self.config.publish.backoff_max_seconds)
-        await asyncio.to_thread(delivery.record_retry, self.db, post.id, self.worker, f"{exc}",
-                                utcnow() + timedelta(seconds=delay))
-        self.stats.retried += 1
-
     async def _tell_admins(self, text: str) -> None:
         if self.notify is not None:
             try:
                 await self.notify(text)
             except Exception:  # telling admins must never break publishing
                 log.exception("could not notify the admins")
-
-
-def _seconds(value: int | float | timedelta) -> float:
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
-
-
-def _photo_problem(message: str) -> bool:
-    text = message.lower()
-    return any(s in text for s in ("wrong file identifier", "failed to get http url content",
-                                   "wrong type of the web page content", "photo_invalid_dimensions",
-                                   "image_process_failed", "wrong remote file"))
