@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import html
 import logging
 import os
 import re
@@ -20,6 +19,7 @@ from bot.ratelimit import SendLimiter
 from bot.telegram_errors import outcome_of, photo_refused
 from digests.channels import all_channels, get_channel, set_paused, settings_of
 from digests.config import Config
+from digests.formatting.blurb import visible_text
 from digests.formatting.render import make_renderer
 from digests.publishing import delivery
 from digests.publishing.commentator import fill_missing_commentary, make_commentator
@@ -39,14 +39,6 @@ from digests.store.db import Database
 from digests.store.models import Channel, Post, utcnow
 
 log = logging.getLogger(__name__)
-
-_TAG = re.compile(r"<[^>]+>")
-
-
-def html_to_plain(text: str) -> str:
-    """Telegram HTML reduced to the text a reader sees (for the can't-parse-entities fallback)."""
-    return html.unescape(_TAG.sub("", text))
-
 
 def chat_ref(chat_id: str) -> int | str:
     return int(chat_id) if re.fullmatch(r"-?\d+", chat_id) else chat_id
@@ -256,7 +248,7 @@ class Publisher:
 
     async def _request(self, chat: int | str, post: Post, settings: Any, *, plain: bool) -> Any:
         assert self.bot is not None
-        text = html_to_plain(post.html) if plain else post.html
+        text = visible_text(post.html) if plain else post.html
         parse_mode = None if plain else "HTML"
         if post.photo:
             try:
