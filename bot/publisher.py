@@ -21,8 +21,9 @@ from digests.channels import all_channels, get_channel, set_paused, settings_of
 from digests.config import Config
 from digests.formatting.blurb import visible_text
 from digests.formatting.render import make_renderer
-from digests.publishing import delivery
 from digests.publishing.commentator import fill_missing_commentary, make_commentator
+from digests.publishing.due import due_items
+from digests.publishing.planning import plan_slot
 from digests.publishing.retry import (
     Decision,
     Fail,
@@ -35,6 +36,7 @@ from digests.publishing.retry import (
     Uncertain,
     decide,
 )
+from digests.store import posts
 from digests.store.db import Database
 from digests.store.models import Channel, Post, utcnow
 
@@ -92,7 +94,7 @@ class Publisher:
         if self.commentator is not None:
             await asyncio.to_thread(self._draft_commentary, channel_name)
         posts = await asyncio.to_thread(
-            delivery.plan_slot, self.db, channel_name, self.render, now=now, slot_at=slot_at,
+            plan_slot, self.db, channel_name, self.render, now=now, slot_at=slot_at,
             dry_run=self.dry_run,
         )
         if self.dry_run:
@@ -106,7 +108,7 @@ class Publisher:
     async def post_now(self, channel_name: str, item_ids: list[int] | None = None) -> list[Post]:
         """An admin's /postnow: plan (the given items, or the next due ones) and send at once."""
         posts = await asyncio.to_thread(
-            delivery.plan_slot, self.db, channel_name, self.render, item_ids=item_ids, dry_run=self.dry_run,
+            plan_slot, self.db, channel_name, self.render, item_ids=item_ids, dry_run=self.dry_run,
         )
         if not self.dry_run:
             await self.drain()
@@ -120,7 +122,7 @@ class Publisher:
         assert self.commentator is not None
         with self.db.session() as session:
             channel = get_channel(session, channel_name)
-            ids = [item.id for item in delivery.due_items(session, channel)]
+            ids = [item.id for item in due_items(session, channel)]
         fill_missing_commentary(self.db, self.commentator, ids)
 
     # -- sending -----------------------------------------------------------------------------
@@ -134,7 +136,7 @@ class Publisher:
         """Send every post that is due now; returns when none is left that may go now."""
         if self.dry_run:
             return self.stats
-        await asyncio.to_thread(delivery.expire_leases, self.db)
+        await asyncio.to_thread(posts.expire_leases, self.db)
         self._channel_map()
         in_flight: set[int] = set()
         lock = asyncio.Lock()
@@ -177,7 +179,7 @@ class Publisher:
         while True:
             blocked = [cid for cid, ch in self._channels.items()
                        if cid in in_flight or self.limiter.chat_wait(ch.chat_id) > 0]
-            candidates = await asyncio.to_thread(delivery.peek_next, self.db, exclude_channels=blocked)
+            candidates = await asyncio.to_thread(posts.peek_next, self.db, exclude_channels=blocked)
             if candidates is None:
                 return None
             post_id, channel_id = candidates
@@ -185,7 +187,7 @@ class Publisher:
             if channel is None:
                 return None
             claimed = await asyncio.to_thread(
-                delivery.claim_next, self.db, self.worker,
+                posts.claim_next, self.db, self.worker,
                 lease=timedelta(seconds=self.config.publish.lease_seconds), channel_ids=[channel_id],
             )
             if claimed:
@@ -226,8 +228,8 @@ class Publisher:
                 self.hold_until = decision.at
             if outcome.kind is Kind.FLOOD_WAIT:
                 self.stats.flood_waits += 1
-                await asyncio.to_thread(delivery.bump_counter, self.db, "flood_waits")
-            await asyncio.to_thread(delivery.record_retry, self.db, post.id, self.worker, decision.reason,
+                await asyncio.to_thread(posts.bump_counter, self.db, "flood_waits")
+            await asyncio.to_thread(posts.record_retry, self.db, post.id, self.worker, decision.reason,
                                     decision.at, count_attempt=decision.counts_attempt)
             if outcome.kind is Kind.FLOOD_WAIT:
                 log.warning("429 from Telegram: holding every send for %gs (post %s kept)", outcome.retry_after,
@@ -237,7 +239,7 @@ class Publisher:
         elif isinstance(decision, PauseChannel):
             await self._pause(channel, post, decision.reason)
         elif isinstance(decision, Uncertain):
-            await asyncio.to_thread(delivery.record_uncertain, self.db, post.id, self.worker, decision.reason)
+            await asyncio.to_thread(posts.record_uncertain, self.db, post.id, self.worker, decision.reason)
             self.stats.uncertain += 1
             await self._tell_admins(f"Post {post.id} may or may not have been sent ({outcome.detail}). "
                                     "It will not be resent without your word: /uncertain")
@@ -265,18 +267,18 @@ class Publisher:
         )
 
     async def _sent(self, post: Post, message_id: int, *, plain: bool = False, note: str | None = None) -> None:
-        await asyncio.to_thread(delivery.record_sent, self.db, post.id, self.worker, message_id,
+        await asyncio.to_thread(posts.record_sent, self.db, post.id, self.worker, message_id,
                                 plain_fallback=plain, error=note)
         self.stats.sent += 1
 
     async def _fail(self, post: Post, error: str) -> None:
-        await asyncio.to_thread(delivery.record_failed, self.db, post.id, self.worker, error)
+        await asyncio.to_thread(posts.record_failed, self.db, post.id, self.worker, error)
         self.stats.failed += 1
         self.stats.errors.append(error)
         await self._tell_admins(f"Post {post.id} failed and was not sent: {error}\n/uncertain lists it.")
 
     async def _pause(self, channel: Channel, post: Post, reason: str) -> None:
-        await asyncio.to_thread(delivery.release, self.db, post.id, self.worker, reason)
+        await asyncio.to_thread(posts.release, self.db, post.id, self.worker, reason)
         await asyncio.to_thread(self._pause_channel, channel.name, reason)
         channel.paused = True
         log.error("channel %s paused: %s", channel.name, reason)

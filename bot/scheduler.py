@@ -11,10 +11,10 @@ from telegram.ext import Application, ContextTypes, JobQueue
 
 from digests.channels import all_channels, settings_of
 from digests.config import ChannelConfig, parse_interval
-from digests.publishing.delivery import last_slot
 from digests.publishing.selection import in_quiet_hours
 from digests.store.db import Database
 from digests.store.models import utcnow
+from digests.store.posts import last_slot
 
 log = logging.getLogger(__name__)
 SLOT_PREFIX = "slot:"

@@ -10,7 +10,8 @@ import pytest
 from digests.channels import sync_channels
 from digests.config import ChannelConfig, config_from_mapping
 from digests.formatting.render import RenderedPost
-from digests.publishing.delivery import due_items, plan_slot
+from digests.publishing.due import due_items
+from digests.publishing.planning import plan_slot
 from digests.publishing.selection import in_quiet_hours, next_due_items
 from digests.queries import add_commentary
 from digests.store.models import Item

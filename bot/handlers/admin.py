@@ -34,7 +34,7 @@ from digests.config import ChannelConfig
 from digests.errors import NotFoundError
 from digests.formatting.blurb import visible_text
 from digests.ingest import IngestReport, ingest
-from digests.publishing.delivery import resolve_post, skip_item
+from digests.publishing.review import resolve_post, skip_item
 from digests.queries import add_commentary, audit
 from digests.store.models import PENDING, SENDING
 from digests.views import ChannelSummary
