@@ -7,23 +7,23 @@ import logging
 import os
 import re
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from telegram import Bot, LinkPreviewOptions
 from telegram.error import BadRequest, TelegramError
 
 from bot.ratelimit import SendLimiter
 from bot.telegram_errors import outcome_of, photo_refused
-from digests.channels import all_channels, get_channel, set_paused, settings_of
-from digests.config import Config
+from digests.channels import all_channels, set_paused, settings_of
+from digests.clock import utcnow
+from digests.config import ChannelConfig, Config
 from digests.formatting.blurb import visible_text
 from digests.formatting.render import make_renderer
 from digests.publishing.commentator import fill_missing_commentary, make_commentator
-from digests.publishing.due import due_items
-from digests.publishing.planning import plan_slot
+from digests.publishing.planning import plan_slot, select_slot
 from digests.publishing.retry import (
     Decision,
     Fail,
@@ -38,9 +38,36 @@ from digests.publishing.retry import (
 )
 from digests.store import posts
 from digests.store.db import Database
-from digests.store.models import Channel, Post, utcnow
 
 log = logging.getLogger(__name__)
+
+
+class OutgoingPost(Protocol):
+    """What the publisher reads of a post the store handed it (the stored row stays opaque here)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def channel_id(self) -> int: ...
+    @property
+    def html(self) -> str: ...
+    @property
+    def photo(self) -> str | None: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def item_ids(self) -> list[int]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """A channel as the sender needs it: where its posts go and how."""
+
+    id: int
+    name: str
+    chat_id: str
+    settings: ChannelConfig
+
 
 def chat_ref(chat_id: str) -> int | str:
     return int(chat_id) if re.fullmatch(r"-?\d+", chat_id) else chat_id
@@ -62,13 +89,14 @@ class PublishStats:
 
 
 Notifier = Callable[[str], Awaitable[None]]
+Echo = Callable[[str, Any], None]  # (channel name, a post planned in dry run)
 
 
 class Publisher:
     """Turns due slots into posts and posts into Telegram messages, recording every outcome."""
 
     def __init__(self, db: Database, config: Config, bot: Bot | None, *, dry_run: bool = False,
-                 notify: Notifier | None = None, echo: Callable[[str, Post], None] | None = None,
+                 notify: Notifier | None = None, echo: Echo | None = None,
                  worker: str | None = None, concurrency: int | None = None) -> None:
         self.db = db
         self.config = config
@@ -84,52 +112,53 @@ class Publisher:
         self.commentator = make_commentator(config.commentator)
         self.hold_until: datetime | None = None  # after a 429 nothing is sent before this
         self.stats = PublishStats()
-        self._channels: dict[int, Channel] = {}
+        self._channels: dict[int, _Target] = {}
 
     # -- planning ----------------------------------------------------------------------------
 
     async def run_slot(self, channel_name: str, *, slot_at: datetime | None = None,
-                       now: datetime | None = None) -> list[Post]:
-        """Plan one slot of a channel and send what it planned (and anything else due)."""
-        if self.commentator is not None:
-            await asyncio.to_thread(self._draft_commentary, channel_name)
-        posts = await asyncio.to_thread(
-            plan_slot, self.db, channel_name, self.render, now=now, slot_at=slot_at,
-            dry_run=self.dry_run,
-        )
+                       now: datetime | None = None) -> Sequence[OutgoingPost]:
+        """Plan one slot of a channel and send what it planned (and anything else due).
+
+        The slot is selected once: the commentator drafts commentary for those items, and
+        planning renders the same items with it.
+        """
+        now = now or utcnow()
+        selection = await asyncio.to_thread(select_slot, self.db, channel_name, now=now, slot_at=slot_at,
+                                            dry_run=self.dry_run)
+        planned: Sequence[OutgoingPost] = []
+        if selection is not None:
+            if self.commentator is not None:
+                await asyncio.to_thread(fill_missing_commentary, self.db, self.commentator, selection.item_ids)
+            planned = await asyncio.to_thread(
+                plan_slot, self.db, channel_name, self.render, now=now, slot_at=slot_at, dry_run=self.dry_run,
+                selection=selection,
+            )
         if self.dry_run:
-            for post in posts:
+            for post in planned:
                 if self.echo is not None:
                     self.echo(channel_name, post)
-            return posts
+            return planned
         await self.drain()
-        return posts
+        return planned
 
-    async def post_now(self, channel_name: str, item_ids: list[int] | None = None) -> list[Post]:
+    async def post_now(self, channel_name: str, item_ids: list[int] | None = None) -> Sequence[OutgoingPost]:
         """An admin's /postnow: plan (the given items, or the next due ones) and send at once."""
-        posts = await asyncio.to_thread(
+        planned = await asyncio.to_thread(
             plan_slot, self.db, channel_name, self.render, item_ids=item_ids, dry_run=self.dry_run,
         )
         if not self.dry_run:
             await self.drain()
         elif self.echo is not None:
-            for post in posts:
+            for post in planned:
                 self.echo(channel_name, post)
-        return posts
-
-    def _draft_commentary(self, channel_name: str) -> None:
-        """Let the commentator plugin fill in commentary for the slot's items before they are formatted."""
-        assert self.commentator is not None
-        with self.db.session() as session:
-            channel = get_channel(session, channel_name)
-            ids = [item.id for item in due_items(session, channel)]
-        fill_missing_commentary(self.db, self.commentator, ids)
+        return planned
 
     # -- sending -----------------------------------------------------------------------------
 
-    def _channel_map(self) -> dict[int, Channel]:
+    def _channel_map(self) -> dict[int, _Target]:
         with self.db.session() as session:
-            self._channels = {c.id: c for c in all_channels(session)}
+            self._channels = {c.id: _Target(c.id, c.name, c.chat_id, settings_of(c)) for c in all_channels(session)}
         return self._channels
 
     async def drain(self, *, until: datetime | None = None) -> PublishStats:
@@ -167,7 +196,7 @@ class Publisher:
                 break
             await asyncio.sleep(delay)
 
-    async def _claim(self, in_flight: set[int]) -> Post | None:
+    async def _claim(self, in_flight: set[int]) -> OutgoingPost | None:
         """The next post whose chat has room in its window, claimed, then let through the windows.
 
         The windows count a send from when they let it through until a window after its answer, so
@@ -195,9 +224,9 @@ class Publisher:
                 return claimed[0]
             # another worker took it between the peek and the claim: look again
 
-    async def _send(self, post: Post) -> None:
+    async def _send(self, post: OutgoingPost) -> None:
         channel = self._channels[post.channel_id]
-        settings = settings_of(channel)
+        settings = channel.settings
         chat = chat_ref(channel.chat_id)
         try:
             message = await self._request(chat, post, settings, plain=False)
@@ -221,7 +250,7 @@ class Publisher:
                 return
         await self._act(post, channel, outcome, decision)
 
-    async def _act(self, post: Post, channel: Channel, outcome: Outcome, decision: Decision) -> None:
+    async def _act(self, post: OutgoingPost, channel: _Target, outcome: Outcome, decision: Decision) -> None:
         """Record what the decider said and tell whoever needs to know."""
         if isinstance(decision, RetryAt):
             if decision.hold_all:
@@ -248,7 +277,7 @@ class Publisher:
         else:  # a plain-text resend is decided once, in _send
             raise AssertionError(f"unexpected decision {decision!r}")
 
-    async def _request(self, chat: int | str, post: Post, settings: Any, *, plain: bool) -> Any:
+    async def _request(self, chat: int | str, post: OutgoingPost, settings: ChannelConfig, *, plain: bool) -> Any:
         assert self.bot is not None
         text = visible_text(post.html) if plain else post.html
         parse_mode = None if plain else "HTML"
@@ -266,21 +295,20 @@ class Publisher:
             link_preview_options=LinkPreviewOptions(is_disabled=not settings.link_preview),
         )
 
-    async def _sent(self, post: Post, message_id: int, *, plain: bool = False, note: str | None = None) -> None:
+    async def _sent(self, post: OutgoingPost, message_id: int, *, plain: bool = False, note: str | None = None) -> None:
         await asyncio.to_thread(posts.record_sent, self.db, post.id, self.worker, message_id,
                                 plain_fallback=plain, error=note)
         self.stats.sent += 1
 
-    async def _fail(self, post: Post, error: str) -> None:
+    async def _fail(self, post: OutgoingPost, error: str) -> None:
         await asyncio.to_thread(posts.record_failed, self.db, post.id, self.worker, error)
         self.stats.failed += 1
         self.stats.errors.append(error)
         await self._tell_admins(f"Post {post.id} failed and was not sent: {error}\n/uncertain lists it.")
 
-    async def _pause(self, channel: Channel, post: Post, reason: str) -> None:
+    async def _pause(self, channel: _Target, post: OutgoingPost, reason: str) -> None:
         await asyncio.to_thread(posts.release, self.db, post.id, self.worker, reason)
         await asyncio.to_thread(self._pause_channel, channel.name, reason)
-        channel.paused = True
         log.error("channel %s paused: %s", channel.name, reason)
         await self._tell_admins(f"Channel {channel.name} is paused: {reason}\nFix it, then /resume {channel.name}.")
 

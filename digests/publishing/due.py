@@ -43,13 +43,13 @@ def due_items(session: Session, channel: Channel, *, limit: int | None = None, n
     if advance_cursor:
         if now is None:
             raise ValueError("advancing the cursor needs now")
-        advance_cursor_to(channel, selection, now)
+        advance_cursor_to(channel, selection.cursor, now)
     return selection.items
 
 
-def advance_cursor_to(channel: Channel, selection: DueSelection, at: datetime) -> None:
-    """Store the cursor a selection made at ``at`` leaves, once its items are planned."""
-    channel.selection_cursor = selection.cursor
+def advance_cursor_to(channel: Channel, cursor: dict[str, Any], at: datetime) -> None:
+    """Keep the cursor a selection made at ``at`` leaves, once its items are planned."""
+    channel.selection_cursor = cursor
     channel.selected_at = at
 
 
