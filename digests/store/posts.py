@@ -340,6 +340,13 @@ def read_counter(session: Session, key: str) -> int:
     return int(row.value.get("count", 0)) if row is not None else 0
 
 
+def retry_waiting(session: Session, channel_ids: Sequence[int]) -> bool:
+    """Whether a post of these channels waits to be retried (flood control, a transient error)."""
+    return session.scalar(
+        select(Post.id).where(Post.channel_id.in_(channel_ids), Post.state == RETRY).limit(1)
+    ) is not None
+
+
 def last_slot(session: Session, channel_id: int) -> datetime | None:
     return session.scalar(select(func.max(Post.slot_at)).where(Post.channel_id == channel_id))
 
