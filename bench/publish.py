@@ -4,7 +4,7 @@
    200 channels hold 2,000 due posts (10 each), so the overall limit is the ceiling: 30/s, about
    67 s for all. Prints the achieved rate as a ratio of the ceiling (target >= 0.9) and the 429s
    received (target 0).
-2. Selection. ``digests.publishing.delivery.due_items`` for a fresh channel and for one with a long delivered
+2. Selection. ``digests.publishing.due.due_items`` for a fresh channel and for one with a long delivered
    history, at 100,000 and 1,000,000 stored items (target < 10 ms at 1,000,000), against two
    baselines measured in the same run: the same query without the channel's cursor, and a full
    scan (every undelivered item read and sorted). SQLite always; PostgreSQL with --pg-url or
@@ -35,10 +35,11 @@ from telegram import Bot  # noqa: E402
 from telegram.request import HTTPXRequest  # noqa: E402
 
 from bot.publisher import Publisher  # noqa: E402
-from digests import delivery  # noqa: E402
 from digests.channels import get_channel, settings_hash, settings_of, sync_channels  # noqa: E402
 from digests.config import config_from_mapping  # noqa: E402
 from digests.formatting.render import make_renderer  # noqa: E402
+from digests.publishing.due import due_items  # noqa: E402
+from digests.publishing.planning import plan_slot  # noqa: E402
 from digests.store import open_database  # noqa: E402
 from digests.store.db import Database  # noqa: E402
 from digests.store.models import Delivery, Item, utcnow  # noqa: E402
@@ -96,7 +97,7 @@ async def publish_rate(channels: int, posts: int, concurrency: int) -> dict[str,
         started = time.perf_counter()
         render = make_renderer()
         for k in range(channels):
-            delivery.plan_slot(db, f"c{k:03d}", render)
+            plan_slot(db, f"c{k:03d}", render)
         planning = time.perf_counter() - started
 
         request = HTTPXRequest(connection_pool_size=concurrency + 4, read_timeout=10, write_timeout=10,
@@ -189,7 +190,7 @@ def selection_costs(db: Database, name: str, runs: int) -> dict[str, float]:
     def pick() -> None:
         with db.session() as session:
             channel = get_channel(session, name)
-            items = delivery.due_items(session, channel, limit=10)
+            items = due_items(session, channel, limit=10)
             assert len(items) == 10
 
     def without_cursor() -> None:

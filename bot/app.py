@@ -12,8 +12,8 @@ from bot import scheduler
 from bot.publisher import Publisher
 from digests.channels import sync_channels
 from digests.config import Config
-from digests.publishing.delivery import expire_leases
 from digests.store.db import Database
+from digests.store.posts import expire_leases
 
 log = logging.getLogger(__name__)
 DRY_RUN_TOKEN = "0:dry-run"

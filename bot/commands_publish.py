@@ -53,7 +53,7 @@ def cmd_preview(ctx: Context) -> int:
     """Show the next posts exactly as they would be sent (terminal, --json, or --html FILE)."""
     from digests.formatting.preview import render_preview_page, render_terminal
     from digests.formatting.render import make_renderer
-    from digests.publishing.delivery import due_items
+    from digests.publishing.due import due_items
     from digests.queries import item_views
 
     render = make_renderer()
@@ -119,7 +119,7 @@ async def _publish_once(ctx: Context, names: list[str], dry_run: bool) -> Any:
 
     async with bot:
         publisher = Publisher(ctx.db, ctx.config, bot, notify=notify)
-        from digests.publishing.delivery import expire_leases
+        from digests.store.posts import expire_leases
 
         expire_leases(ctx.db)
         for name in names:
@@ -193,7 +193,7 @@ async def _run_without_polling(application: Any) -> None:
 
 def cmd_deliveries(ctx: Context) -> int:
     """The delivery records: item ids, channel, state, message_id, times, error."""
-    from digests.publishing.delivery import list_posts, post_json
+    from digests.store.posts import list_posts, post_json
 
     with ctx.db.session() as session:
         names = {c.id: c.name for c in all_channels(session)}
@@ -213,7 +213,8 @@ def cmd_deliveries(ctx: Context) -> int:
 
 def cmd_uncertain(ctx: Context) -> int:
     """List posts whose outcome is unknown or that failed; resolve with --confirm/--resend/--drop ID."""
-    from digests.publishing.delivery import list_posts, post_json, resolve_post
+    from digests.publishing.review import resolve_post
+    from digests.store.posts import list_posts, post_json
 
     for action in ("confirm", "resend", "drop"):
         post_id = getattr(ctx.args, action)
@@ -238,8 +239,8 @@ def collect_stats(ctx_db: Any) -> dict[str, Any]:
     """Counts an operator or admin looks at first."""
     from sqlalchemy import func, select
 
-    from digests.publishing.delivery import queue_counts, read_counter
     from digests.queries import count_items
+    from digests.store.posts import queue_counts, read_counter
 
     with ctx_db.session() as session:
         counts = queue_counts(session)
@@ -309,7 +310,7 @@ def cmd_demo(ctx: Context) -> int:
     names = _channel_names(ctx, None)
     asyncio.run(_publish_once(ctx, names, True))
     print("\n3. what was recorded (digestbot deliveries --json):")
-    from digests.publishing.delivery import list_posts
+    from digests.store.posts import list_posts
 
     with ctx.db.session() as session:
         for post in list_posts(session):

@@ -3,39 +3,70 @@
 from __future__ import annotations
 
 import asyncio
-import html
 import logging
 import os
 import re
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-import httpx
 from telegram import Bot, LinkPreviewOptions
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.error import BadRequest, TelegramError
 
 from bot.ratelimit import SendLimiter
-from digests.channels import all_channels, get_channel, set_paused, settings_of
-from digests.config import Config
+from bot.telegram_errors import outcome_of, photo_refused
+from digests.channels import all_channels, set_paused, settings_of
+from digests.clock import utcnow
+from digests.config import ChannelConfig, Config
+from digests.formatting.blurb import visible_text
 from digests.formatting.render import make_renderer
-from digests.publishing import delivery
 from digests.publishing.commentator import fill_missing_commentary, make_commentator
+from digests.publishing.planning import plan_slot, select_slot
+from digests.publishing.retry import (
+    Decision,
+    Fail,
+    Kind,
+    Outcome,
+    PauseChannel,
+    Policy,
+    ResendPlain,
+    RetryAt,
+    Uncertain,
+    decide,
+)
+from digests.store import posts
 from digests.store.db import Database
-from digests.store.models import Channel, Post, utcnow
 
 log = logging.getLogger(__name__)
 
-# Errors raised before the request could reach Telegram: safe to send again.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
-_TAG = re.compile(r"<[^>]+>")
+
+class OutgoingPost(Protocol):
+    """What the publisher reads of a post the store handed it (the stored row stays opaque here)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def channel_id(self) -> int: ...
+    @property
+    def html(self) -> str: ...
+    @property
+    def photo(self) -> str | None: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def item_ids(self) -> list[int]: ...
 
 
-def html_to_plain(text: str) -> str:
-    """Telegram HTML reduced to the text a reader sees (for the can't-parse-entities fallback)."""
-    return html.unescape(_TAG.sub("", text))
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """A channel as the sender needs it: where its posts go and how."""
+
+    id: int
+    name: str
+    chat_id: str
+    settings: ChannelConfig
 
 
 def chat_ref(chat_id: str) -> int | str:
@@ -58,13 +89,14 @@ class PublishStats:
 
 
 Notifier = Callable[[str], Awaitable[None]]
+Echo = Callable[[str, Any], None]  # (channel name, a post planned in dry run)
 
 
 class Publisher:
     """Turns due slots into posts and posts into Telegram messages, recording every outcome."""
 
     def __init__(self, db: Database, config: Config, bot: Bot | None, *, dry_run: bool = False,
-                 notify: Notifier | None = None, echo: Callable[[str, Post], None] | None = None,
+                 notify: Notifier | None = None, echo: Echo | None = None,
                  worker: str | None = None, concurrency: int | None = None) -> None:
         self.db = db
         self.config = config
@@ -74,64 +106,66 @@ class Publisher:
         self.echo = echo
         self.worker = worker or worker_name()
         self.concurrency = concurrency or config.publish.concurrency
+        self.policy = Policy.from_config(config.publish)
         self.limiter = SendLimiter(config.limits.global_per_second, config.limits.channel_per_minute)
         self.render = make_renderer()
         self.commentator = make_commentator(config.commentator)
         self.hold_until: datetime | None = None  # after a 429 nothing is sent before this
         self.stats = PublishStats()
-        self._channels: dict[int, Channel] = {}
+        self._channels: dict[int, _Target] = {}
 
     # -- planning ----------------------------------------------------------------------------
 
     async def run_slot(self, channel_name: str, *, slot_at: datetime | None = None,
-                       now: datetime | None = None) -> list[Post]:
-        """Plan one slot of a channel and send what it planned (and anything else due)."""
-        if self.commentator is not None:
-            await asyncio.to_thread(self._draft_commentary, channel_name)
-        posts = await asyncio.to_thread(
-            delivery.plan_slot, self.db, channel_name, self.render, now=now, slot_at=slot_at,
-            dry_run=self.dry_run,
-        )
+                       now: datetime | None = None) -> Sequence[OutgoingPost]:
+        """Plan one slot of a channel and send what it planned (and anything else due).
+
+        The slot is selected once: the commentator drafts commentary for those items, and
+        planning renders the same items with it.
+        """
+        now = now or utcnow()
+        selection = await asyncio.to_thread(select_slot, self.db, channel_name, now=now, slot_at=slot_at,
+                                            dry_run=self.dry_run)
+        planned: Sequence[OutgoingPost] = []
+        if selection is not None:
+            if self.commentator is not None:
+                await asyncio.to_thread(fill_missing_commentary, self.db, self.commentator, selection.item_ids)
+            planned = await asyncio.to_thread(
+                plan_slot, self.db, channel_name, self.render, now=now, slot_at=slot_at, dry_run=self.dry_run,
+                selection=selection,
+            )
         if self.dry_run:
-            for post in posts:
+            for post in planned:
                 if self.echo is not None:
                     self.echo(channel_name, post)
-            return posts
+            return planned
         await self.drain()
-        return posts
+        return planned
 
-    async def post_now(self, channel_name: str, item_ids: list[int] | None = None) -> list[Post]:
+    async def post_now(self, channel_name: str, item_ids: list[int] | None = None) -> Sequence[OutgoingPost]:
         """An admin's /postnow: plan (the given items, or the next due ones) and send at once."""
-        posts = await asyncio.to_thread(
-            delivery.plan_slot, self.db, channel_name, self.render, item_ids=item_ids, dry_run=self.dry_run,
+        planned = await asyncio.to_thread(
+            plan_slot, self.db, channel_name, self.render, item_ids=item_ids, dry_run=self.dry_run,
         )
         if not self.dry_run:
             await self.drain()
         elif self.echo is not None:
-            for post in posts:
+            for post in planned:
                 self.echo(channel_name, post)
-        return posts
-
-    def _draft_commentary(self, channel_name: str) -> None:
-        """Let the commentator plugin fill in commentary for the slot's items before they are formatted."""
-        assert self.commentator is not None
-        with self.db.session() as session:
-            channel = get_channel(session, channel_name)
-            ids = [item.id for item in delivery.due_items(session, channel)]
-        fill_missing_commentary(self.db, self.commentator, ids)
+        return planned
 
     # -- sending -----------------------------------------------------------------------------
 
-    def _channel_map(self) -> dict[int, Channel]:
+    def _channel_map(self) -> dict[int, _Target]:
         with self.db.session() as session:
-            self._channels = {c.id: c for c in all_channels(session)}
+            self._channels = {c.id: _Target(c.id, c.name, c.chat_id, settings_of(c)) for c in all_channels(session)}
         return self._channels
 
     async def drain(self, *, until: datetime | None = None) -> PublishStats:
         """Send every post that is due now; returns when none is left that may go now."""
         if self.dry_run:
             return self.stats
-        await asyncio.to_thread(delivery.expire_leases, self.db)
+        await asyncio.to_thread(posts.expire_leases, self.db)
         self._channel_map()
         in_flight: set[int] = set()
         lock = asyncio.Lock()
@@ -162,7 +196,7 @@ class Publisher:
                 break
             await asyncio.sleep(delay)
 
-    async def _claim(self, in_flight: set[int]) -> Post | None:
+    async def _claim(self, in_flight: set[int]) -> OutgoingPost | None:
         """The next post whose chat has room in its window, claimed, then let through the windows.
 
         The windows count a send from when they let it through until a window after its answer, so
@@ -174,7 +208,7 @@ class Publisher:
         while True:
             blocked = [cid for cid, ch in self._channels.items()
                        if cid in in_flight or self.limiter.chat_wait(ch.chat_id) > 0]
-            candidates = await asyncio.to_thread(delivery.peek_next, self.db, exclude_channels=blocked)
+            candidates = await asyncio.to_thread(posts.peek_next, self.db, exclude_channels=blocked)
             if candidates is None:
                 return None
             post_id, channel_id = candidates
@@ -182,7 +216,7 @@ class Publisher:
             if channel is None:
                 return None
             claimed = await asyncio.to_thread(
-                delivery.claim_next, self.db, self.worker,
+                posts.claim_next, self.db, self.worker,
                 lease=timedelta(seconds=self.config.publish.lease_seconds), channel_ids=[channel_id],
             )
             if claimed:
@@ -190,62 +224,69 @@ class Publisher:
                 return claimed[0]
             # another worker took it between the peek and the claim: look again
 
-    async def _send(self, post: Post) -> None:
+    async def _send(self, post: OutgoingPost) -> None:
         channel = self._channels[post.channel_id]
-        settings = settings_of(channel)
+        settings = channel.settings
         chat = chat_ref(channel.chat_id)
-        assert self.bot is not None
         try:
             message = await self._request(chat, post, settings, plain=False)
-        except RetryAfter as exc:
-            wait = _seconds(exc.retry_after)
-            self.hold_until = utcnow() + timedelta(seconds=wait)
-            self.stats.flood_waits += 1
-            await asyncio.to_thread(delivery.bump_counter, self.db, "flood_waits")
-            await asyncio.to_thread(delivery.record_retry, self.db, post.id, self.worker,
-                                    f"flood control: retry after {wait:g}s", self.hold_until,
-                                    count_attempt=False)
-            log.warning("429 from Telegram: holding every send for %gs (post %s kept)", wait, post.id)
-            return
-        except Forbidden as exc:
-            await self._pause(channel, post, f"the bot cannot post in {channel.chat_id}: {exc.message}")
-            return
-        except BadRequest as exc:
-            text = exc.message.lower()
-            if "can't parse entities" in text or "can't find end" in text or "unsupported start tag" in text:
-                log.error("post %s: Telegram could not parse its HTML (%s); resending as plain text",
-                          post.id, exc.message)
-                try:
-                    message = await self._request(chat, post, settings, plain=True)
-                except TelegramError as again:
-                    await self._fail(post, f"plain-text resend failed: {again}")
-                    return
-                self.stats.plain_fallbacks += 1
-                await self._sent(post, message.message_id, plain=True, note=f"sent as plain text: {exc.message}")
-                return
-            if "chat not found" in text or "not enough rights" in text or "chat_write_forbidden" in text:
-                await self._pause(channel, post, f"{channel.chat_id}: {exc.message}")
-                return
-            await self._fail(post, exc.message)
-            return
-        except (TimedOut, NetworkError) as exc:
-            await self._network_error(post, exc)
-            return
         except TelegramError as exc:
-            await self._fail(post, str(exc))
+            outcome = outcome_of(exc, channel.chat_id)
+        else:
+            await self._sent(post, message.message_id)
             return
-        await self._sent(post, message.message_id)
+        decision = decide(outcome, post.attempts, self.policy, utcnow())
+        if isinstance(decision, ResendPlain):
+            log.error("post %s: Telegram could not parse its HTML (%s); resending as plain text",
+                      post.id, outcome.detail)
+            try:
+                message = await self._request(chat, post, settings, plain=True)
+            except TelegramError as again:
+                decision = decide(outcome_of(again, channel.chat_id), post.attempts, self.policy, utcnow(),
+                                  plain_resend=True)
+            else:
+                self.stats.plain_fallbacks += 1
+                await self._sent(post, message.message_id, plain=True, note=decision.note)
+                return
+        await self._act(post, channel, outcome, decision)
 
-    async def _request(self, chat: int | str, post: Post, settings: Any, *, plain: bool) -> Any:
+    async def _act(self, post: OutgoingPost, channel: _Target, outcome: Outcome, decision: Decision) -> None:
+        """Record what the decider said and tell whoever needs to know."""
+        if isinstance(decision, RetryAt):
+            if decision.hold_all:
+                self.hold_until = decision.at
+            if outcome.kind is Kind.FLOOD_WAIT:
+                self.stats.flood_waits += 1
+                await asyncio.to_thread(posts.bump_counter, self.db, "flood_waits")
+            await asyncio.to_thread(posts.record_retry, self.db, post.id, self.worker, decision.reason,
+                                    decision.at, count_attempt=decision.counts_attempt)
+            if outcome.kind is Kind.FLOOD_WAIT:
+                log.warning("429 from Telegram: holding every send for %gs (post %s kept)", outcome.retry_after,
+                            post.id)
+            else:
+                self.stats.retried += 1
+        elif isinstance(decision, PauseChannel):
+            await self._pause(channel, post, decision.reason)
+        elif isinstance(decision, Uncertain):
+            await asyncio.to_thread(posts.record_uncertain, self.db, post.id, self.worker, decision.reason)
+            self.stats.uncertain += 1
+            await self._tell_admins(f"Post {post.id} may or may not have been sent ({outcome.detail}). "
+                                    "It will not be resent without your word: /uncertain")
+        elif isinstance(decision, Fail):
+            await self._fail(post, decision.reason)
+        else:  # a plain-text resend is decided once, in _send
+            raise AssertionError(f"unexpected decision {decision!r}")
+
+    async def _request(self, chat: int | str, post: OutgoingPost, settings: ChannelConfig, *, plain: bool) -> Any:
         assert self.bot is not None
-        text = html_to_plain(post.html) if plain else post.html
+        text = visible_text(post.html) if plain else post.html
         parse_mode = None if plain else "HTML"
         if post.photo:
             try:
                 return await self.bot.send_photo(chat, post.photo, caption=text, parse_mode=parse_mode,
                                                  disable_notification=settings.silent)
             except BadRequest as exc:
-                if not _photo_problem(exc.message):
+                if not photo_refused(exc):
                     raise
                 log.warning("post %s: photo %s refused (%s); sending the text alone", post.id, post.photo,
                             exc.message)
@@ -254,21 +295,20 @@ class Publisher:
             link_preview_options=LinkPreviewOptions(is_disabled=not settings.link_preview),
         )
 
-    async def _sent(self, post: Post, message_id: int, *, plain: bool = False, note: str | None = None) -> None:
-        await asyncio.to_thread(delivery.record_sent, self.db, post.id, self.worker, message_id,
+    async def _sent(self, post: OutgoingPost, message_id: int, *, plain: bool = False, note: str | None = None) -> None:
+        await asyncio.to_thread(posts.record_sent, self.db, post.id, self.worker, message_id,
                                 plain_fallback=plain, error=note)
         self.stats.sent += 1
 
-    async def _fail(self, post: Post, error: str) -> None:
-        await asyncio.to_thread(delivery.record_failed, self.db, post.id, self.worker, error)
+    async def _fail(self, post: OutgoingPost, error: str) -> None:
+        await asyncio.to_thread(posts.record_failed, self.db, post.id, self.worker, error)
         self.stats.failed += 1
         self.stats.errors.append(error)
         await self._tell_admins(f"Post {post.id} failed and was not sent: {error}\n/uncertain lists it.")
 
-    async def _pause(self, channel: Channel, post: Post, reason: str) -> None:
-        await asyncio.to_thread(delivery.release, self.db, post.id, self.worker, reason)
+    async def _pause(self, channel: _Target, post: OutgoingPost, reason: str) -> None:
+        await asyncio.to_thread(posts.release, self.db, post.id, self.worker, reason)
         await asyncio.to_thread(self._pause_channel, channel.name, reason)
-        channel.paused = True
         log.error("channel %s paused: %s", channel.name, reason)
         await self._tell_admins(f"Channel {channel.name} is paused: {reason}\nFix it, then /resume {channel.name}.")
 
@@ -276,39 +316,9 @@ class Publisher:
         with self.db.session() as session:
             set_paused(session, name, True, actor="publisher", reason=reason)
 
-    async def _network_error(self, post: Post, exc: TelegramError) -> None:
-        cause = exc.__cause__
-        maybe_sent = cause is not None and not isinstance(cause, _NOT_SENT)
-        if maybe_sent:
-            error = f"outcome unknown: {exc}"
-            await asyncio.to_thread(delivery.record_uncertain, self.db, post.id, self.worker, error)
-            self.stats.uncertain += 1
-            await self._tell_admins(f"Post {post.id} may or may not have been sent ({exc}). "
-                                    "It will not be resent without your word: /uncertain")
-            return
-        if post.attempts >= self.config.publish.max_attempts:
-            await self._fail(post, f"gave up after {post.attempts} attempts: {exc}")
-            return
-        delay = min(self.config.publish.backoff_seconds * 2 ** (post.attempts - 1),
-                    self.config.publish.backoff_max_seconds)
-        await asyncio.to_thread(delivery.record_retry, self.db, post.id, self.worker, f"{exc}",
-                                utcnow() + timedelta(seconds=delay))
-        self.stats.retried += 1
-
     async def _tell_admins(self, text: str) -> None:
         if self.notify is not None:
             try:
                 await self.notify(text)
             except Exception:  # telling admins must never break publishing
                 log.exception("could not notify the admins")
-
-
-def _seconds(value: int | float | timedelta) -> float:
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
-
-
-def _photo_problem(message: str) -> bool:
-    text = message.lower()
-    return any(s in text for s in ("wrong file identifier", "failed to get http url content",
-                                   "wrong type of the web page content", "photo_invalid_dimensions",
-                                   "image_process_failed", "wrong remote file"))

@@ -10,11 +10,11 @@ from apscheduler.triggers.cron import CronTrigger
 from telegram.ext import Application, ContextTypes, JobQueue
 
 from digests.channels import all_channels, settings_of
+from digests.clock import utcnow
 from digests.config import ChannelConfig, parse_interval
-from digests.publishing.delivery import last_slot
 from digests.publishing.selection import in_quiet_hours
 from digests.store.db import Database
-from digests.store.models import utcnow
+from digests.store.posts import last_slot
 
 log = logging.getLogger(__name__)
 SLOT_PREFIX = "slot:"
@@ -76,6 +76,7 @@ async def run_slot_job(context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def run_slot(application: Application, name: str, slot_at: datetime) -> None:
+    """Run one slot unless the channel is gone or in its quiet hours (planning checks the pause)."""
     db: Database = application.bot_data["db"]
     publisher = application.bot_data["publisher"]
     with db.session() as session:
@@ -83,10 +84,6 @@ async def run_slot(application: Application, name: str, slot_at: datetime) -> No
         if channel is None:
             return
         settings = settings_of(channel)
-        paused = channel.paused
-    if paused:
-        log.info("slot of %s skipped: the channel is paused", name)
-        return
     if in_quiet_hours(utcnow(), settings):
         log.info("slot of %s skipped: quiet hours %s", name, settings.quiet_hours)
         return

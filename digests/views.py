@@ -13,7 +13,7 @@ from digests.channels import all_channels, get_channel, settings_of
 from digests.config import ChannelConfig
 from digests.formatting.render import RenderedPost, make_renderer
 from digests.items import ItemView
-from digests.publishing.delivery import due_items, queue_counts, read_counter
+from digests.publishing.due import due_items
 from digests.queries import count_items, get_item, item_views, list_items
 from digests.store import search
 from digests.store.models import (
@@ -28,6 +28,7 @@ from digests.store.models import (
     Item,
     Post,
 )
+from digests.store.posts import queue_counts, read_counter
 
 WAITING_STATES = (PENDING, RETRY, SENDING)
 

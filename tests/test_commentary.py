@@ -149,3 +149,36 @@ def test_cli_comment_stores_who_and_when(tmp_path: Path, monkeypatch: pytest.Mon
 
     assert main(["comment", "999", "不存在"]) == 2
     assert "no item 999" in capsys.readouterr().err
+
+
+async def test_a_slot_drafts_commentary_for_the_items_it_posts(article_db, model_server: str,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.publisher import Publisher
+    from digests.channels import sync_channels
+    from digests.config import config_from_mapping
+    from digests.publishing import due, planning
+
+    _FakeModel.replies = [_completion("老王点评：新版本值得一试。")]
+    config = config_from_mapping({
+        "channels": [{"name": "main", "chat_id": "@main_channel", "per_slot": 1}],
+        "commentator": {"enabled": True, "url": model_server, "model": "tiny"},
+    })
+    with article_db.session() as session:
+        sync_channels(session, config)
+    selections: list[str] = []
+    select_due = due.select_due
+
+    def counted(session: Any, channel: Any, **kwargs: Any) -> Any:
+        selections.append(channel.name)
+        return select_due(session, channel, **kwargs)
+
+    monkeypatch.setattr(due, "select_due", counted)
+    monkeypatch.setattr(planning, "select_due", counted)
+    echoed: list[Any] = []
+    publisher = Publisher(article_db, config, None, dry_run=True, echo=lambda _name, post: echoed.append(post))
+    planned = await publisher.run_slot("main")
+
+    assert [post.item_ids for post in planned] == [[_item_id(article_db)]] and echoed == list(planned)
+    assert "新版本值得一试。" in planned[0].html  # drafted before the post was rendered
+    assert len(_FakeModel.seen) == 1 and "一篇没有点评的技术文章" in _FakeModel.seen[0]["body"]["messages"][1]["content"]
+    assert selections == ["main"]  # one selection fed both the commentator and the planner

@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from digests.config import config_from_mapping
 from digests.formatting.render import make_renderer
-from digests.publishing import delivery
+from digests.publishing.planning import plan_slot
 from digests.store import open_database
 from digests.store.models import SENT, UNCERTAIN, Item
 from tests.fakebotapi import FakeBotApiProcess
@@ -91,7 +91,7 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(tmp_path: Path) -> 
         insert_items(db, ITEMS, source=lambda i: f"src{i % CHANNELS}")
         render = make_renderer()
         for k in range(CHANNELS):
-            assert len(delivery.plan_slot(db, f"crash{k}", render, limit=ITEMS)) == ITEMS // CHANNELS
+            assert len(plan_slot(db, f"crash{k}", render, limit=ITEMS)) == ITEMS // CHANNELS
         db.dispose()
 
         def start() -> subprocess.Popen[bytes]:

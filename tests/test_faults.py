@@ -15,10 +15,12 @@ from sqlalchemy import select, update
 from bot.publisher import Publisher
 from digests.channels import get_channel, set_paused
 from digests.config import Config
-from digests.publishing import delivery
+from digests.publishing.planning import plan_slot
+from digests.publishing.review import resolve_post
 from digests.store import open_database
 from digests.store.db import Database
 from digests.store.models import PENDING, SENT, UNCERTAIN, Channel, Post
+from digests.store.posts import read_counter
 from tests import fakebotapi
 from tests.fakebotapi import FakeBotApi
 from tests.publishing_helpers import (
@@ -151,7 +153,7 @@ async def test_lost_answers_become_uncertain_until_an_admin_resends(db: Database
             assert any(f"Post {post.id} " in text and "/uncertain" in text for text in notices)
 
         for post in uncertain:
-            delivery.resolve_post(db, post.id, action="resend", actor=f"tg:{ADMIN}")
+            resolve_post(db, post.id, action="resend", actor=f"tg:{ADMIN}")
         await settle(publisher, db)
 
     assert [p.state for p in posts(db)] == [SENT] * PER_CHANNEL
@@ -202,7 +204,7 @@ async def test_html_telegram_cannot_parse_is_resent_as_plain_text(db: Database, 
     config = setup(db, fake, ("alpha",))
     async with running_application(config, db) as application:
         publisher = publisher_of(application)
-        planned = await asyncio.to_thread(delivery.plan_slot, db, "alpha", publisher.render)
+        planned = await asyncio.to_thread(plan_slot, db, "alpha", publisher.render)
         broken = planned[0]
         with db.session() as session:
             session.execute(update(Post).where(Post.id == broken.id)
@@ -239,7 +241,7 @@ async def test_flood_wait_costs_no_attempt_and_keeps_the_post(db: Database, fake
     done = posts(db)
     assert [(p.state, p.attempts) for p in done] == [(SENT, 1)] * PER_CHANNEL
     with db.session() as session:
-        assert delivery.read_counter(session, "flood_waits") == 1
+        assert read_counter(session, "flood_waits") == 1
         assert session.scalar(select(Channel.paused).where(Channel.name == "alpha")) is False
 
 
@@ -251,7 +253,7 @@ async def test_telegram_limits_are_kept_without_a_single_429(db: Database, fake:
     async with running_application(config, db) as application:
         publisher = publisher_of(application)
         for name in CHATS:
-            await asyncio.to_thread(delivery.plan_slot, db, name, publisher.render)
+            await asyncio.to_thread(plan_slot, db, name, publisher.render)
         await settle(publisher, db)
     assert fake.count_429 == 0 and publisher.stats.flood_waits == 0
     arrivals = sorted(m.received_at for m in fake.sent if m.chat_id in CHATS.values())

@@ -10,7 +10,8 @@ import pytest
 from digests.channels import sync_channels
 from digests.config import ChannelConfig, config_from_mapping
 from digests.formatting.render import RenderedPost
-from digests.publishing.delivery import due_items, plan_slot
+from digests.publishing.due import due_items
+from digests.publishing.planning import plan_slot
 from digests.publishing.selection import in_quiet_hours, next_due_items
 from digests.queries import add_commentary
 from digests.store.models import Item
@@ -145,3 +146,25 @@ def test_slot_planned_once_and_paused_channel_plans_nothing(configured) -> None:
     with db.session() as session:
         set_paused(session, "main", True, actor="tg:1")
     assert plan_slot(db, "main", _render, slot_at=slot + timedelta(hours=1)) == []
+
+
+def test_a_slot_selected_ahead_is_planned_as_chosen_unless_the_channel_moved_on(configured) -> None:
+    from digests.channels import set_paused
+    from digests.publishing.planning import select_slot
+
+    db = configured
+    _add_items(db, 12)
+    ahead = select_slot(db, "main", now=T0)
+    assert ahead is not None and len(ahead.item_ids) == 3
+    assert [i for p in plan_slot(db, "main", _render, now=T0, selection=ahead) for i in p.item_ids] == ahead.item_ids
+
+    stale = select_slot(db, "main", now=T0)
+    assert stale is not None
+    meanwhile = [i for p in plan_slot(db, "main", _render, now=T0) for i in p.item_ids]  # another worker
+    assert meanwhile == stale.item_ids
+    again = [i for p in plan_slot(db, "main", _render, now=T0, selection=stale) for i in p.item_ids]
+    assert len(again) == 3 and not set(again) & set(meanwhile) and not set(again) & set(ahead.item_ids)
+
+    with db.session() as session:
+        set_paused(session, "main", True, actor="tg:1")
+    assert select_slot(db, "main", now=T0) is None

@@ -20,10 +20,11 @@ from telegram.request import HTTPXRequest
 from bot.publisher import Publisher
 from digests.config import Config
 from digests.formatting.render import make_renderer
-from digests.publishing import delivery
+from digests.publishing.planning import plan_slot
 from digests.store import open_database
 from digests.store.db import Database
 from digests.store.models import SENT, utcnow
+from digests.store.posts import claim_next, record_sent
 from tests import fakebotapi
 from tests.conftest import fresh_postgres_url
 from tests.fakebotapi import FakeBotApi
@@ -137,7 +138,7 @@ def test_concurrent_claims_never_share_a_post_or_a_channel(pg_url: str, fake: Fa
     setup = open_database(pg_url, migrate=False)
     render = make_renderer()
     for k in range(CHANNELS):
-        assert len(delivery.plan_slot(setup, f"w{k}", render, limit=PER_CHANNEL)) == PER_CHANNEL
+        assert len(plan_slot(setup, f"w{k}", render, limit=PER_CHANNEL)) == PER_CHANNEL
     setup.dispose()
 
     databases = [open_database(pg_url, migrate=False) for _ in range(2)]
@@ -149,7 +150,7 @@ def test_concurrent_claims_never_share_a_post_or_a_channel(pg_url: str, fake: Fa
     def claimer(db: Database, name: str) -> None:
         idle = 0
         while idle < 20:
-            got = delivery.claim_next(db, name, lease=timedelta(seconds=60), limit=3)
+            got = claim_next(db, name, lease=timedelta(seconds=60), limit=3)
             if not got:
                 idle += 1
                 continue
@@ -163,7 +164,7 @@ def test_concurrent_claims_never_share_a_post_or_a_channel(pg_url: str, fake: Fa
             for post in got:
                 with lock:
                     in_flight.discard(post.channel_id)
-                assert delivery.record_sent(db, post.id, name, message_id=post.id)
+                assert record_sent(db, post.id, name, message_id=post.id)
 
     threads = [threading.Thread(target=claimer, args=(databases[n % 2], f"t{n}")) for n in range(4)]
     for thread in threads:

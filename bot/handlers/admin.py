@@ -28,13 +28,13 @@ from bot.handlers.common import (
     post_url,
     reply,
 )
-from bot.publisher import html_to_plain
 from digests import views
 from digests.channels import set_paused, set_schedule
 from digests.config import ChannelConfig
 from digests.errors import NotFoundError
+from digests.formatting.blurb import visible_text
 from digests.ingest import IngestReport, ingest
-from digests.publishing.delivery import resolve_post, skip_item
+from digests.publishing.review import resolve_post, skip_item
 from digests.queries import add_commentary, audit
 from digests.store.models import PENDING, SENDING
 from digests.views import ChannelSummary
@@ -327,7 +327,7 @@ async def uncertain(update: Update, context: Context) -> None:
         await reply(update, "No uncertain or failed posts.")
         return
     for post in posts:
-        preview = html_to_plain(post.html)
+        preview = visible_text(post.html)
         preview = preview if len(preview) <= 300 else preview[:300] + "…"
         text = (f"<b>Post {post.id}</b> · {html.escape(post.channel)} · {post.state} · attempts {post.attempts}\n"
                 f"items: {', '.join(map(str, post.item_ids))}\n"

@@ -12,13 +12,12 @@ from collections.abc import Sequence
 from typing import Protocol
 
 import httpx
-from sqlalchemy import select
 
 from digests.config import CommentatorConfig
 from digests.items import ItemView
 from digests.queries import add_commentary, item_views
+from digests.store import posts
 from digests.store.db import Database
-from digests.store.models import Commentary, Item
 
 log = logging.getLogger(__name__)
 MAX_LENGTH = 140
@@ -87,9 +86,7 @@ def fill_missing_commentary(db: Database, commentator: Commentator, item_ids: Se
     The HTTP calls happen outside any transaction; each draft is stored on its own.
     """
     with db.session() as session:
-        commented = set(session.scalars(select(Commentary.item_id).where(Commentary.item_id.in_(item_ids))))
-        items = list(session.scalars(select(Item).where(Item.id.in_(item_ids), Item.commentary == "")))
-        views = [v for v in item_views(session, items) if v.id not in commented]
+        views = item_views(session, posts.uncommented_items(session, item_ids))
     filled = 0
     for view in views:
         draft = commentator.comment(view)

@@ -72,9 +72,6 @@ def is_eligible(item: SelectableItem, settings: ChannelConfig, *, has_commentary
     return not (settings.commentary_policy == "hold" and not has_commentary)
 
 
-_EPOCH = datetime(1970, 1, 1).astimezone()
-
-
 def order_key(item: SelectableItem, settings: ChannelConfig) -> tuple[object, ...]:
     """Sort key of the channel's order: oldest first, newest first, or a seeded shuffle."""
     order = settings.select.order
