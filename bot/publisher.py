@@ -20,8 +20,8 @@ from bot.telegram_errors import outcome_of, photo_refused
 from digests.channels import all_channels, set_paused, settings_of
 from digests.clock import utcnow
 from digests.config import ChannelConfig, Config
-from digests.formatting.blurb import visible_text
 from digests.formatting.render import make_renderer
+from digests.formatting.telegram_html import visible_text
 from digests.publishing.commentator import fill_missing_commentary, make_commentator
 from digests.publishing.planning import plan_slot, select_slot
 from digests.publishing.retry import (

@@ -32,7 +32,7 @@ from digests import views
 from digests.channels import set_paused, set_schedule
 from digests.config import ChannelConfig
 from digests.errors import NotFoundError
-from digests.formatting.blurb import visible_text
+from digests.formatting.telegram_html import visible_text
 from digests.ingest import IngestReport, ingest
 from digests.publishing.review import resolve_post, skip_item
 from digests.queries import add_commentary, audit
