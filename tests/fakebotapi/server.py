@@ -29,7 +29,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-import tdjson
+from tests.tdlib import (
+    HTML,
+    MARKDOWN,
+    MARKDOWN_V2,
+    TdlibError,
+    get_text_entities,
+    parse_text_entities,
+    utf16_len,
+)
 
 DEFAULT_TOKEN = "123:ABC"
 DEFAULT_BOT_USERNAME = "hardcore_digest_bot"
@@ -141,22 +149,6 @@ def _bad_request(reason: str) -> ApiError:
 
 # --- TDLib: the same entity parser Telegram runs -------------------------------------------------
 
-_TD_LOCK = threading.Lock()
-
-
-def _td(request: dict[str, Any]) -> dict[str, Any]:
-    with _TD_LOCK:
-        raw = tdjson.td_execute(json.dumps(request).encode())
-    return json.loads(raw)
-
-
-_td({"@type": "setLogVerbosityLevel", "new_verbosity_level": 1})
-
-
-def utf16_len(text: str) -> int:
-    """Length as Telegram counts it: UTF-16 code units."""
-    return len(text.encode("utf-16-le")) // 2
-
 
 def _bot_api_entity(td_entity: dict[str, Any]) -> dict[str, Any] | None:
     td_type = td_entity["type"]
@@ -185,7 +177,10 @@ def _overlaps(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 def detect_entities(text: str, explicit: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Explicit entities plus the links, mentions, hashtags and commands Telegram finds itself."""
-    found = _td({"@type": "getTextEntities", "text": text}).get("entities", [])
+    try:
+        found = get_text_entities(text)
+    except TdlibError:
+        found = []  # Telegram's own detection never fails a send
     detected = []
     for td_entity in found:
         entity = _bot_api_entity(td_entity)
@@ -208,20 +203,16 @@ def parse_formatted_text(
     mode = (parse_mode or "").lower()
     if mode == "":
         return text, detect_entities(text, list(entities or []))
-    td_modes = {
-        "html": {"@type": "textParseModeHTML"},
-        "markdownv2": {"@type": "textParseModeMarkdown", "version": 2},
-        "markdown": {"@type": "textParseModeMarkdown", "version": 1},
-    }
+    td_modes = {"html": HTML, "markdownv2": MARKDOWN_V2, "markdown": MARKDOWN}
     if mode not in td_modes:
         raise _bad_request("unsupported parse_mode")
-    answer = _td({"@type": "parseTextEntities", "text": text, "parse_mode": td_modes[mode]})
-    if answer.get("@type") == "error":
-        reason = answer.get("message", "")
-        reason = re.sub(r"^Can't parse entities: ", "", reason)
-        raise _bad_request(f"can't parse entities: {reason}")
-    explicit = [e for e in map(_bot_api_entity, answer.get("entities", [])) if e]
-    return answer["text"], detect_entities(answer["text"], explicit)
+    try:
+        plain, td_entities = parse_text_entities(text, td_modes[mode])
+    except TdlibError as err:
+        reason = re.sub(r"^Can't parse entities: ", "", str(err))
+        raise _bad_request(f"can't parse entities: {reason}") from None
+    explicit = [e for e in map(_bot_api_entity, td_entities) if e]
+    return plain, detect_entities(plain, explicit)
 
 
 # --- records ---------------------------------------------------------------------------------------
