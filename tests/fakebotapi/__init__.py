@@ -39,12 +39,11 @@ from urllib.request import Request, urlopen
 import pytest
 from telegram.request import HTTPXRequest
 
+from tests.fakebotapi.entities import CAPTION_LIMIT, TEXT_LIMIT, parse_formatted_text, utf16_len
+from tests.fakebotapi.errors import ApiError
 from tests.fakebotapi.server import (
-    CAPTION_LIMIT,
     DEFAULT_BOT_USERNAME,
     DEFAULT_TOKEN,
-    TEXT_LIMIT,
-    ApiError,
     CallbackAnswer,
     Chat,
     Edit,
@@ -55,8 +54,6 @@ from tests.fakebotapi.server import (
     RequestRecord,
     SentMessage,
     Throttle,
-    parse_formatted_text,
-    utf16_len,
 )
 
 __all__ = [

@@ -27,23 +27,20 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
-from tests.tdlib import (
-    HTML,
-    MARKDOWN,
-    MARKDOWN_V2,
-    TdlibError,
-    get_text_entities,
-    parse_text_entities,
+from tests.fakebotapi.entities import (
+    CAPTION_LIMIT,
+    TEXT_LIMIT,
+    detect_entities,
+    parse_within_limit,
     utf16_len,
 )
+from tests.fakebotapi.errors import ApiError, bad_request
+from tests.fakebotapi.wire import Call, UploadedFile, decode_params, loggable
 
 DEFAULT_TOKEN = "123:ABC"
 DEFAULT_BOT_USERNAME = "hardcore_digest_bot"
-
-TEXT_LIMIT = 4096
-CAPTION_LIMIT = 1024
 
 FAULT_KINDS = frozenset({"429", "5xx", "403", "400", "drop_before", "drop_after_accept", "delay"})
 # Faults that happen before the method runs (nothing recorded) and after it (message recorded).
@@ -65,155 +62,6 @@ _CHAT_WRITE_METHODS = frozenset(
 _PATH = re.compile(r"^/bot(?P<token>[^/]+)/(?P<method>[A-Za-z]+)/?$")
 _TOKEN = re.compile(r"^(?P<bot_id>\d+):[A-Za-z0-9_-]+$")
 _COMMAND = re.compile(r"^[a-z0-9_]{1,32}$")
-
-# PTB sends form fields; non-string values arrive JSON-encoded, so each needs its declared type.
-_JSON_FIELDS = frozenset(
-    {
-        "reply_markup",
-        "link_preview_options",
-        "entities",
-        "caption_entities",
-        "commands",
-        "scope",
-        "results",
-        "allowed_updates",
-        "reply_parameters",
-        "button",
-        "message_ids",
-    }
-)
-_BOOL_FIELDS = frozenset(
-    {
-        "disable_notification",
-        "disable_web_page_preview",
-        "protect_content",
-        "show_alert",
-        "is_personal",
-        "drop_pending_updates",
-        "allow_sending_without_reply",
-        "has_spoiler",
-        "show_caption_above_media",
-        "allow_paid_broadcast",
-    }
-)
-_INT_FIELDS = frozenset(
-    {"message_id", "offset", "limit", "reply_to_message_id", "message_thread_id", "cache_time", "user_id"}
-)
-_FLOAT_FIELDS = frozenset({"timeout"})
-
-_TD_ENTITY_TYPES = {
-    "textEntityTypeBold": "bold",
-    "textEntityTypeItalic": "italic",
-    "textEntityTypeUnderline": "underline",
-    "textEntityTypeStrikethrough": "strikethrough",
-    "textEntityTypeSpoiler": "spoiler",
-    "textEntityTypeCode": "code",
-    "textEntityTypePre": "pre",
-    "textEntityTypePreCode": "pre",
-    "textEntityTypeTextUrl": "text_link",
-    "textEntityTypeMentionName": "text_mention",
-    "textEntityTypeCustomEmoji": "custom_emoji",
-    "textEntityTypeBlockQuote": "blockquote",
-    "textEntityTypeExpandableBlockQuote": "expandable_blockquote",
-    "textEntityTypeUrl": "url",
-    "textEntityTypeEmailAddress": "email",
-    "textEntityTypeMention": "mention",
-    "textEntityTypeHashtag": "hashtag",
-    "textEntityTypeCashtag": "cashtag",
-    "textEntityTypeBotCommand": "bot_command",
-    "textEntityTypePhoneNumber": "phone_number",
-}
-# Telegram does not auto-detect links or mentions inside these.
-_OPAQUE_ENTITIES = frozenset({"code", "pre", "text_link", "text_mention"})
-
-
-class ApiError(Exception):
-    """An error answer in Telegram's shape: ``{"ok": false, "error_code": ..., "description": ...}``."""
-
-    def __init__(self, status: int, description: str, parameters: dict[str, Any] | None = None):
-        super().__init__(description)
-        self.status = status
-        self.description = description
-        self.parameters = parameters
-
-    def payload(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"ok": False, "error_code": self.status, "description": self.description}
-        if self.parameters:
-            body["parameters"] = self.parameters
-        return body
-
-
-def _bad_request(reason: str) -> ApiError:
-    return ApiError(400, f"Bad Request: {reason}")
-
-
-# --- TDLib: the same entity parser Telegram runs -------------------------------------------------
-
-
-def _bot_api_entity(td_entity: dict[str, Any]) -> dict[str, Any] | None:
-    td_type = td_entity["type"]
-    kind = _TD_ENTITY_TYPES.get(td_type["@type"])
-    if kind is None:
-        return None
-    entity: dict[str, Any] = {"type": kind, "offset": td_entity["offset"], "length": td_entity["length"]}
-    if td_type.get("language"):
-        entity["language"] = td_type["language"]
-    if "url" in td_type:
-        entity["url"] = td_type["url"]
-    if "user_id" in td_type:
-        entity["user"] = {
-            "id": td_type["user_id"],
-            "is_bot": False,
-            "first_name": f"User {td_type['user_id']}",
-        }
-    if "custom_emoji_id" in td_type:
-        entity["custom_emoji_id"] = str(td_type["custom_emoji_id"])
-    return entity
-
-
-def _overlaps(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    return a["offset"] < b["offset"] + b["length"] and b["offset"] < a["offset"] + a["length"]
-
-
-def detect_entities(text: str, explicit: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Explicit entities plus the links, mentions, hashtags and commands Telegram finds itself."""
-    try:
-        found = get_text_entities(text)
-    except TdlibError:
-        found = []  # Telegram's own detection never fails a send
-    detected = []
-    for td_entity in found:
-        entity = _bot_api_entity(td_entity)
-        if entity and not any(
-            _overlaps(entity, e) and (e["type"] in _OPAQUE_ENTITIES or e["type"] == entity["type"])
-            for e in explicit
-        ):
-            detected.append(entity)
-    return sorted(explicit + detected, key=lambda e: (e["offset"], -e["length"]))
-
-
-def parse_formatted_text(
-    text: str, parse_mode: str | None, entities: list[dict[str, Any]] | None = None
-) -> tuple[str, list[dict[str, Any]]]:
-    """Parse ``text`` as Telegram would; returns (plain text, Bot API entities).
-
-    Raises:
-        ApiError: 400 "can't parse entities: ..." with TDLib's reason.
-    """
-    mode = (parse_mode or "").lower()
-    if mode == "":
-        return text, detect_entities(text, list(entities or []))
-    td_modes = {"html": HTML, "markdownv2": MARKDOWN_V2, "markdown": MARKDOWN}
-    if mode not in td_modes:
-        raise _bad_request("unsupported parse_mode")
-    try:
-        plain, td_entities = parse_text_entities(text, td_modes[mode])
-    except TdlibError as err:
-        reason = re.sub(r"^Can't parse entities: ", "", str(err))
-        raise _bad_request(f"can't parse entities: {reason}") from None
-    explicit = [e for e in map(_bot_api_entity, td_entities) if e]
-    return plain, detect_entities(plain, explicit)
-
 
 # --- records ---------------------------------------------------------------------------------------
 
@@ -368,13 +216,6 @@ class InlineAnswer:
     received_at: float
 
 
-@dataclass
-class UploadedFile:
-    filename: str | None
-    content_type: str | None
-    data: bytes
-
-
 class _Drop:
     """Answer nothing: close the connection."""
 
@@ -386,81 +227,6 @@ _Reply = tuple[int, dict[str, Any]]
 # --- request decoding --------------------------------------------------------------------------
 
 
-def _header_param(header: str, name: str) -> str | None:
-    match = re.search(rf'(?:^|;)\s*{name}="((?:[^"\\]|\\.)*)"', header) or re.search(
-        rf"(?:^|;)\s*{name}=([^;\s]+)", header
-    )
-    return match.group(1) if match else None
-
-
-def _parse_multipart(content_type: str, body: bytes) -> dict[str, Any]:
-    boundary = _header_param(content_type, "boundary")
-    if not boundary:
-        raise ValueError("multipart body without boundary")
-    fields: dict[str, Any] = {}
-    for chunk in body.split(b"--" + boundary.encode())[1:]:
-        if chunk.startswith(b"--"):
-            break
-        head, _, data = chunk.removeprefix(b"\r\n").partition(b"\r\n\r\n")
-        data = data.removesuffix(b"\r\n")
-        headers = {}
-        for line in head.decode("utf-8", "replace").split("\r\n"):
-            key, _, value = line.partition(":")
-            headers[key.strip().lower()] = value.strip()
-        disposition = headers.get("content-disposition", "")
-        name = _header_param(disposition, "name")
-        if name is None:
-            continue
-        filename = _header_param(disposition, "filename")
-        if filename is None and "content-type" not in headers:
-            fields[name] = data.decode("utf-8")
-        else:
-            fields[name] = UploadedFile(filename, headers.get("content-type"), data)
-    return fields
-
-
-def _coerce(name: str, value: Any) -> Any:
-    if not isinstance(value, str):
-        return value
-    if name == "chat_id":
-        return int(value) if re.fullmatch(r"-?\d+", value) else value
-    if name in _JSON_FIELDS:
-        try:
-            return json.loads(value)
-        except ValueError:
-            raise _bad_request(f"can't parse {name} JSON object") from None
-    if name in _BOOL_FIELDS:
-        return value.lower() in ("true", "1")
-    try:
-        if name in _INT_FIELDS:
-            return int(value)
-        if name in _FLOAT_FIELDS:
-            return float(value)
-    except ValueError:
-        raise _bad_request(f'field "{name}" must be a number') from None
-    return value
-
-
-def decode_params(content_type: str, body: bytes, query: str) -> dict[str, Any]:
-    """Bot API parameters from the query string and a JSON, form or multipart body."""
-    raw: dict[str, Any] = dict(parse_qsl(query, keep_blank_values=True))
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    if body:
-        if media_type == "application/json":
-            try:
-                loaded = json.loads(body)
-            except ValueError:
-                raise _bad_request("invalid JSON body") from None
-            if not isinstance(loaded, dict):
-                raise _bad_request("JSON body must be an object")
-            raw.update(loaded)
-        elif media_type == "multipart/form-data":
-            raw.update(_parse_multipart(content_type, body))
-        else:
-            raw.update(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
-    return {name: _coerce(name, value) for name, value in raw.items()}
-
-
 def _fingerprint(method: str, params: dict[str, Any]) -> str:
     """What makes two write requests "the same message" for early-retry detection."""
     photo = params.get("photo")
@@ -468,13 +234,6 @@ def _fingerprint(method: str, params: dict[str, Any]) -> str:
         photo = hashlib.sha1(photo.data).hexdigest()
     body = [method, params.get("text"), params.get("caption"), photo, params.get("message_id")]
     return json.dumps(body, default=str, ensure_ascii=False)
-
-
-def _loggable(params: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: (f"<file {v.filename!r}, {len(v.data)} bytes>" if isinstance(v, UploadedFile) else v)
-        for k, v in params.items()
-    }
 
 
 # --- rate limiting -------------------------------------------------------------------------------
@@ -502,15 +261,6 @@ def _whole_seconds(seconds: float) -> int:
 
 
 # --- the fake ------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Call:
-    method: str
-    bot: dict[str, Any]
-    params: dict[str, Any]
-    received_at: float
-    now: float
 
 
 class FakeBotApi:
@@ -572,7 +322,7 @@ class FakeBotApi:
         self._answered_callbacks: list[CallbackAnswer] = []
         self._inline_answers: list[InlineAnswer] = []
 
-        self._handlers: dict[str, Callable[[_Call], Any]] = {
+        self._handlers: dict[str, Callable[[Call], Any]] = {
             name: getattr(self, f"_api_{name}")
             for name in (
                 "getMe",
@@ -1036,10 +786,10 @@ class FakeBotApi:
     def _target_chat(self, params: dict[str, Any]) -> Chat:
         ref = params.get("chat_id")
         if ref is None or ref == "":
-            raise _bad_request("chat_id is empty")
+            raise bad_request("chat_id is empty")
         chat = self._chat(ref)
         if chat is None:
-            raise _bad_request("chat not found")
+            raise bad_request("chat not found")
         if chat.migrated_to is not None:
             raise ApiError(
                 400,
@@ -1066,7 +816,7 @@ class FakeBotApi:
             return err.status, err.payload()
 
         with self._changed:
-            record = RequestRecord(method, received_at, _loggable(params))
+            record = RequestRecord(method, received_at, loggable(params))
             self._requests.append(record)
             self._changed.notify_all()
             handler = self._handlers.get(method)
@@ -1098,7 +848,7 @@ class FakeBotApi:
                 record.status = error.status
                 return error.status, error.payload()
 
-            call = _Call(method, self._bot_user(bot_id), params, received_at, now)
+            call = Call(method, self._bot_user(bot_id), params, received_at, now)
             try:
                 result = handler(call)
             except ApiError as err:
@@ -1209,7 +959,7 @@ class FakeBotApi:
 
     def _record_message(
         self,
-        call: _Call,
+        call: Call,
         chat: Chat,
         *,
         text: str | None,
@@ -1269,31 +1019,21 @@ class FakeBotApi:
             data["edit_date"] = message.edit_date
         return data
 
-    def _parse_body(
-        self, text: str, parse_mode: str | None, entities: Any, limit: int, what: str
-    ) -> tuple[str, list[dict[str, Any]]]:
-        plain, parsed = parse_formatted_text(
-            text, parse_mode, entities if isinstance(entities, list) else None
-        )
-        if utf16_len(plain) > limit:
-            raise _bad_request(f"{what} is too long")
-        return plain, parsed
-
-    def _api_sendMessage(self, call: _Call) -> dict[str, Any]:
+    def _api_sendMessage(self, call: Call) -> dict[str, Any]:
         chat = self._target_chat(call.params)
         text = call.params.get("text")
         if not isinstance(text, str) or not text.strip():
-            raise _bad_request("message text is empty")
-        plain, entities = self._parse_body(
+            raise bad_request("message text is empty")
+        plain, entities = parse_within_limit(
             text, call.params.get("parse_mode"), call.params.get("entities"), TEXT_LIMIT, "message"
         )
         if not plain.strip():
-            raise _bad_request("message text is empty")
+            raise bad_request("message text is empty")
         return self._record_message(
             call, chat, text=text, caption=None, plain=plain, entities=entities, photo=None
         )
 
-    def _api_sendPhoto(self, call: _Call) -> dict[str, Any]:
+    def _api_sendPhoto(self, call: Call) -> dict[str, Any]:
         chat = self._target_chat(call.params)
         photo = call.params.get("photo")
         if isinstance(photo, str) and photo.startswith("attach://"):
@@ -1303,11 +1043,11 @@ class FakeBotApi:
         elif isinstance(photo, str) and photo:
             source = {"source": "url" if "://" in photo else "file_id", "value": photo}
         else:
-            raise _bad_request("there is no photo in the request")
+            raise bad_request("there is no photo in the request")
         caption = call.params.get("caption")
         plain, entities = "", []
         if isinstance(caption, str) and caption:
-            plain, entities = self._parse_body(
+            plain, entities = parse_within_limit(
                 caption,
                 call.params.get("parse_mode"),
                 call.params.get("caption_entities"),
@@ -1326,7 +1066,7 @@ class FakeBotApi:
             call, chat, text=None, caption=caption, plain=plain, entities=entities, photo=source
         )
 
-    def _api_sendChatAction(self, call: _Call) -> bool:
+    def _api_sendChatAction(self, call: Call) -> bool:
         self._target_chat(call.params)
         return True
 
@@ -1338,12 +1078,12 @@ class FakeBotApi:
         message = self._messages.get((chat.id, message_id)) if isinstance(message_id, int) else None
         if message is None or message.deleted:
             if (chat.id, message_id) in self._user_messages:
-                raise _bad_request("message can't be edited")
-            raise _bad_request(missing)
+                raise bad_request("message can't be edited")
+            raise bad_request(missing)
         return message
 
     def _apply_edit(
-        self, call: _Call, message: SentMessage | None, changes: dict[str, Any]
+        self, call: Call, message: SentMessage | None, changes: dict[str, Any]
     ) -> dict[str, Any] | bool:
         params = call.params
         self._edits.append(
@@ -1370,7 +1110,7 @@ class FakeBotApi:
         )
         if before == after:
             self._edits.pop()
-            raise _bad_request(
+            raise bad_request(
                 "message is not modified: specified new message content and reply markup are exactly the "
                 "same as a current content and reply markup of the message"
             )
@@ -1380,18 +1120,18 @@ class FakeBotApi:
         message.edit_date = int(call.received_at)
         return self._message_json(message)
 
-    def _api_editMessageText(self, call: _Call) -> dict[str, Any] | bool:
+    def _api_editMessageText(self, call: Call) -> dict[str, Any] | bool:
         text = call.params.get("text")
         if not isinstance(text, str) or not text.strip():
-            raise _bad_request("message text is empty")
-        plain, entities = self._parse_body(
+            raise bad_request("message text is empty")
+        plain, entities = parse_within_limit(
             text, call.params.get("parse_mode"), call.params.get("entities"), TEXT_LIMIT, "message"
         )
         if call.params.get("inline_message_id"):
             return self._apply_edit(call, None, {})
         message = self._message_to_edit(call.params, "message to edit not found")
         if message.photo is not None:
-            raise _bad_request("there is no text in the message to edit")
+            raise bad_request("there is no text in the message to edit")
         changes = {
             "text": text,
             "plain_text": plain,
@@ -1400,9 +1140,9 @@ class FakeBotApi:
         }
         return self._apply_edit(call, message, changes)
 
-    def _api_editMessageCaption(self, call: _Call) -> dict[str, Any] | bool:
+    def _api_editMessageCaption(self, call: Call) -> dict[str, Any] | bool:
         caption = call.params.get("caption") or ""
-        plain, entities = self._parse_body(
+        plain, entities = parse_within_limit(
             caption,
             call.params.get("parse_mode"),
             call.params.get("caption_entities"),
@@ -1413,51 +1153,51 @@ class FakeBotApi:
             return self._apply_edit(call, None, {})
         message = self._message_to_edit(call.params, "message to edit not found")
         if message.photo is None:
-            raise _bad_request("there is no caption in the message to edit")
+            raise bad_request("there is no caption in the message to edit")
         changes = {"caption": caption, "plain_text": plain, "entities": entities}
         return self._apply_edit(call, message, changes)
 
-    def _api_editMessageReplyMarkup(self, call: _Call) -> dict[str, Any] | bool:
+    def _api_editMessageReplyMarkup(self, call: Call) -> dict[str, Any] | bool:
         if call.params.get("inline_message_id"):
             return self._apply_edit(call, None, {})
         message = self._message_to_edit(call.params, "message to edit not found")
         return self._apply_edit(call, message, {})
 
-    def _api_deleteMessage(self, call: _Call) -> bool:
+    def _api_deleteMessage(self, call: Call) -> bool:
         chat = self._target_chat(call.params)
         message_id = call.params.get("message_id")
         if not isinstance(message_id, int):
-            raise _bad_request("message identifier is not specified")
+            raise bad_request("message identifier is not specified")
         key = (chat.id, message_id)
         message = self._messages.get(key)
         if message is not None and not message.deleted:
             message.deleted = True
         elif self._user_messages.pop(key, None) is None:
-            raise _bad_request("message to delete not found")
+            raise bad_request("message to delete not found")
         self._deleted.append(key)
         self._changed.notify_all()
         return True
 
     # --- other methods ---------------------------------------------------------------------------
 
-    def _api_getMe(self, call: _Call) -> dict[str, Any]:
+    def _api_getMe(self, call: Call) -> dict[str, Any]:
         return call.bot
 
-    def _api_logOut(self, call: _Call) -> bool:
+    def _api_logOut(self, call: Call) -> bool:
         return True
 
-    def _api_close(self, call: _Call) -> bool:
+    def _api_close(self, call: Call) -> bool:
         return True
 
-    def _api_deleteWebhook(self, call: _Call) -> bool:
+    def _api_deleteWebhook(self, call: Call) -> bool:
         if call.params.get("drop_pending_updates"):
             self._updates.clear()
         return True
 
-    def _api_getWebhookInfo(self, call: _Call) -> dict[str, Any]:
+    def _api_getWebhookInfo(self, call: Call) -> dict[str, Any]:
         return {"url": "", "has_custom_certificate": False, "pending_update_count": len(self._updates)}
 
-    def _api_getUpdates(self, call: _Call) -> list[dict[str, Any]]:
+    def _api_getUpdates(self, call: Call) -> list[dict[str, Any]]:
         params = call.params
         # A newer getUpdates ends an older one, as on Telegram: only one poller may run.
         self._poll_generation += 1
@@ -1490,7 +1230,7 @@ class FakeBotApi:
             return True
         return any(kind in update for kind in self._allowed_updates)
 
-    def _api_getChat(self, call: _Call) -> dict[str, Any]:
+    def _api_getChat(self, call: Call) -> dict[str, Any]:
         chat = self._target_chat(call.params)
         return {
             **chat.to_json(),
@@ -1505,10 +1245,10 @@ class FakeBotApi:
             },
         }
 
-    def _api_answerCallbackQuery(self, call: _Call) -> bool:
+    def _api_answerCallbackQuery(self, call: Call) -> bool:
         query_id = str(call.params.get("callback_query_id", ""))
         if query_id not in self._callback_ids:
-            raise _bad_request("query is too old and response timeout expired or query ID is invalid")
+            raise bad_request("query is too old and response timeout expired or query ID is invalid")
         self._callback_ids.discard(query_id)
         self._answered_callbacks.append(
             CallbackAnswer(
@@ -1523,13 +1263,13 @@ class FakeBotApi:
         self._changed.notify_all()
         return True
 
-    def _api_answerInlineQuery(self, call: _Call) -> bool:
+    def _api_answerInlineQuery(self, call: Call) -> bool:
         query_id = str(call.params.get("inline_query_id", ""))
         if query_id not in self._inline_ids:
-            raise _bad_request("query is too old and response timeout expired or query ID is invalid")
+            raise bad_request("query is too old and response timeout expired or query ID is invalid")
         results = call.params.get("results")
         if not isinstance(results, list):
-            raise _bad_request("can't parse results JSON object")
+            raise bad_request("can't parse results JSON object")
         self._inline_ids.discard(query_id)
         self._inline_answers.append(
             InlineAnswer(
@@ -1545,25 +1285,25 @@ class FakeBotApi:
         self._changed.notify_all()
         return True
 
-    def _api_setMyCommands(self, call: _Call) -> bool:
+    def _api_setMyCommands(self, call: Call) -> bool:
         commands = call.params.get("commands")
         if not isinstance(commands, list):
-            raise _bad_request("can't parse commands JSON object")
+            raise bad_request("can't parse commands JSON object")
         for command in commands:
             if not isinstance(command, dict) or not _COMMAND.match(str(command.get("command", ""))):
-                raise _bad_request("BOT_COMMAND_INVALID")
+                raise bad_request("BOT_COMMAND_INVALID")
             if not 1 <= len(str(command.get("description", ""))) <= 256:
-                raise _bad_request("BOT_COMMAND_DESCRIPTION_INVALID")
+                raise bad_request("BOT_COMMAND_DESCRIPTION_INVALID")
         key = (self._scope_key(call.params.get("scope")), call.params.get("language_code") or "")
         self._commands[key] = [{"command": c["command"], "description": c["description"]} for c in commands]
         return True
 
-    def _api_deleteMyCommands(self, call: _Call) -> bool:
+    def _api_deleteMyCommands(self, call: Call) -> bool:
         key = (self._scope_key(call.params.get("scope")), call.params.get("language_code") or "")
         self._commands.pop(key, None)
         return True
 
-    def _api_getMyCommands(self, call: _Call) -> list[dict[str, Any]]:
+    def _api_getMyCommands(self, call: Call) -> list[dict[str, Any]]:
         key = (self._scope_key(call.params.get("scope")), call.params.get("language_code") or "")
         return list(self._commands.get(key, []))
 
