@@ -16,18 +16,14 @@ import math
 import os
 import random
 import re
-import socket
-import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from tests.fakebotapi.entities import (
     CAPTION_LIMIT,
@@ -37,6 +33,7 @@ from tests.fakebotapi.entities import (
     utf16_len,
 )
 from tests.fakebotapi.errors import ApiError, bad_request
+from tests.fakebotapi.transport import DROP, Drop, HttpServer, Reply
 from tests.fakebotapi.wire import Call, UploadedFile, decode_params, loggable
 
 DEFAULT_TOKEN = "123:ABC"
@@ -216,14 +213,6 @@ class InlineAnswer:
     received_at: float
 
 
-class _Drop:
-    """Answer nothing: close the connection."""
-
-
-_DROP = _Drop()
-_Reply = tuple[int, dict[str, Any]]
-
-
 # --- request decoding --------------------------------------------------------------------------
 
 
@@ -290,8 +279,7 @@ class FakeBotApi:
         self._changed = threading.Condition(self._lock)
         self._stopping = threading.Event()
         self._rng = random.Random(seed)
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server: HttpServer | None = None
         self._state_writer: threading.Thread | None = None
         self._state_dirty = threading.Event()
 
@@ -355,11 +343,8 @@ class FakeBotApi:
         if self._server is not None:
             return self
         self._stopping.clear()
-        self._server = _Server((self.host, self._requested_port), self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fakebotapi", daemon=True
-        )
-        self._thread.start()
+        self._server = HttpServer((self.host, self._requested_port), self._handle_api, self._handle_control)
+        self._server.start()
         if self.state_file is not None:
             self._state_writer = threading.Thread(
                 target=self._write_state_loop, name="fakebotapi-state", daemon=True
@@ -375,11 +360,7 @@ class FakeBotApi:
         self._stopping.set()
         with self._changed:
             self._changed.notify_all()
-        server.shutdown()
-        server.close_connections()
-        server.server_close()
-        if self._thread:
-            self._thread.join(timeout=5)
+        server.stop()
         if self._state_writer:
             self._state_writer.join(timeout=5)
         if self.state_file is not None:
@@ -396,7 +377,7 @@ class FakeBotApi:
     def port(self) -> int:
         if self._server is None:
             raise RuntimeError("FakeBotApi is not started")
-        return self._server.server_address[1]
+        return self._server.port
 
     @property
     def url(self) -> str:
@@ -802,7 +783,7 @@ class FakeBotApi:
 
     # --- dispatch --------------------------------------------------------------------------------
 
-    def _handle_api(self, path: str, content_type: str, body: bytes, query: str) -> _Reply | _Drop:
+    def _handle_api(self, path: str, content_type: str, body: bytes, query: str) -> Reply | Drop:
         match = _PATH.match(path)
         token = _TOKEN.match(match["token"]) if match else None
         if match is None or token is None:
@@ -841,7 +822,7 @@ class FakeBotApi:
                 fault.hits += 1
                 record.fault = fault.kind
                 if fault.kind == "drop_before":
-                    return _DROP
+                    return DROP
                 if fault.kind == "429":
                     return self._throttle(record, chat_key, fingerprint, fault.retry_after, "injected")
                 error = self._fault_error(fault, chat_key)
@@ -872,7 +853,7 @@ class FakeBotApi:
 
         if fault is not None and fault.kind == "drop_after_accept":
             record.status = None
-            return _DROP
+            return DROP
         if fault is not None and fault.kind == "delay":
             self._stopping.wait(fault.delay)
         return 200, {"ok": True, "result": result}
@@ -910,7 +891,7 @@ class FakeBotApi:
         fingerprint: str | None,
         seconds: float,
         reason: str,
-    ) -> _Reply:
+    ) -> Reply:
         retry_after = _whole_seconds(seconds)
         issued = time.monotonic()
         if chat_key is not None and fingerprint is not None:
@@ -1309,7 +1290,7 @@ class FakeBotApi:
 
     # --- control API (for a fake running in another process) ------------------------------------
 
-    def _handle_control(self, http_method: str, name: str, body: bytes) -> _Reply:
+    def _handle_control(self, http_method: str, name: str, body: bytes) -> Reply:
         try:
             args = json.loads(body) if body else {}
             if not isinstance(args, dict):
@@ -1375,85 +1356,3 @@ _STATE_MESSAGE_KEYS = frozenset(
 
 def _json_dict(items: list[tuple[str, Any]]) -> dict[str, Any]:
     return {k: sorted(v) if isinstance(v, frozenset) else v for k, v in items}
-
-
-# --- HTTP plumbing -------------------------------------------------------------------------------
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128  # PTB opens many connections at once in soak tests; the default is 5
-
-    def __init__(self, address: tuple[str, int], fake: FakeBotApi) -> None:
-        self.fake = fake
-        self._open: set[socket.socket] = set()
-        self._open_lock = threading.Lock()
-        super().__init__(address, _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._open_lock:
-            self._open.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._open_lock:
-            self._open.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        """Unblock handler threads parked on keep-alive connections."""
-        with self._open_lock:
-            sockets = list(self._open)
-        for sock in sockets:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that gave up (timeout, cancelled long poll) is normal here, not an error.
-        if isinstance(sys.exc_info()[1], OSError):
-            return
-        super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in separate writes; with Nagle on, each answer waits ~40 ms for an ACK.
-    disable_nagle_algorithm = True
-    server: _Server
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    def do_POST(self) -> None:
-        self._serve()
-
-    def _serve(self) -> None:
-        url = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        fake = self.server.fake
-        if url.path.startswith("/control/"):
-            reply: _Reply | _Drop = fake._handle_control(
-                self.command, url.path.removeprefix("/control/"), body
-            )
-        else:
-            reply = fake._handle_api(url.path, self.headers.get("Content-Type", ""), body, url.query)
-        if isinstance(reply, _Drop):
-            self.close_connection = True
-            return
-        status, payload = reply
-        data = json.dumps(payload, ensure_ascii=False).encode()
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        except OSError:
-            self.close_connection = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
