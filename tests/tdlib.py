@@ -12,11 +12,11 @@ from typing import Any
 
 import tdjson
 
-HTML = {"@type": "textParseModeHTML"}
-MARKDOWN_V2 = {"@type": "textParseModeMarkdown", "version": 2}
-MARKDOWN = {"@type": "textParseModeMarkdown", "version": 1}
+HTML: dict[str, Any] = {"@type": "textParseModeHTML"}
+MARKDOWN_V2: dict[str, Any] = {"@type": "textParseModeMarkdown", "version": 2}
+MARKDOWN: dict[str, Any] = {"@type": "textParseModeMarkdown", "version": 1}
 
-# The fake answers from many threads; one TDLib client call at a time keeps tdjson out of trouble.
+# Serialised: the fake calls in from many server threads, and nothing promises the binding is thread-safe.
 _LOCK = threading.Lock()
 
 

@@ -73,13 +73,14 @@ def send_photo(records: Records, call: Call) -> dict[str, Any]:
     if isinstance(photo, str) and photo.startswith("attach://"):
         photo = call.params.get(photo.removeprefix("attach://"))
     if isinstance(photo, UploadedFile):
-        source = {"source": "upload", "filename": photo.filename, "bytes": len(photo.data)}
+        source: dict[str, Any] = {"source": "upload", "filename": photo.filename, "bytes": len(photo.data)}
     elif isinstance(photo, str) and photo:
         source = {"source": "url" if "://" in photo else "file_id", "value": photo}
     else:
         raise bad_request("there is no photo in the request")
     caption = call.params.get("caption")
-    plain, entities = "", []
+    plain = ""
+    entities: list[dict[str, Any]] = []
     if isinstance(caption, str) and caption:
         plain, entities = parse_within_limit(
             caption,

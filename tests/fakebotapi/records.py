@@ -135,7 +135,7 @@ class Records:
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self.stopping = threading.Event()  # set while the server shuts down: waits end early
-        self.rate = RateLimiter(limits)
+        self.rate = RateLimiter(limits)  # sends accepted per window; the send methods check it
 
         self.chats: dict[int, Chat] = {}
         self.users: dict[int, dict[str, Any]] = {}
