@@ -1,7 +1,7 @@
-"""Routing one Bot API request: token and method from the path, then the order Telegram's own
-answers come in: the chat's flood wait, a scripted fault, the method (with its rate limits).
+"""Routing one Bot API request: token and method from the path, then the checks in Telegram's order.
 
-Every request is logged as a RequestRecord first, whatever its answer.
+The chat's flood wait first, then a scripted fault, then the method itself (with its rate
+limits). Every request is logged as a RequestRecord before anything else, whatever its answer.
 """
 
 from __future__ import annotations
