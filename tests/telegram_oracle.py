@@ -4,54 +4,35 @@
 is the clean-up on sending (TDLib ``fix_formatted_text``: "\\r" and a few invisible characters
 removed, controls made spaces, spaces and newlines trimmed at both ends). ``sent_text`` repeats
 that part here, written from TDLib's source and independent of ``digests.formatting.telegram_html``.
+The TDLib calls themselves are in ``tests.tdlib``, shared with the fake Bot API.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
-
-import tdjson
 
 from digests.formatting.blurb import Message
 from digests.formatting.telegram_html import CAPTION_LIMIT, TEXT_LIMIT, visible_length
-
-
-def td_execute(query: dict[str, Any]) -> dict[str, Any]:
-    """Run a synchronous TDLib request; tdjson returns bytes (older builds: str, dict or None)."""
-    raw: Any = tdjson.td_execute(json.dumps(query).encode("utf-8"))
-    if raw is None:
-        raise AssertionError(f"TDLib returned nothing for {query['@type']}")
-    if isinstance(raw, dict):
-        return raw
-    return json.loads(raw.decode("utf-8") if isinstance(raw, bytes | bytearray) else raw)
-
-
-# TDLib logs every synchronous request to stderr at its default verbosity.
-td_execute({"@type": "setLogVerbosityLevel", "new_verbosity_level": 0})
+from tests.tdlib import HTML, TdlibError, get_text_entities, parse_text_entities, utf16_len
 
 
 def parse_html(text: str) -> tuple[str, list[dict[str, Any]]]:
     """(plain text, entities) as Telegram parses ``text`` with parse_mode HTML; AssertionError if it rejects it."""
-    result = td_execute({"@type": "parseTextEntities", "text": text,
-                         "parse_mode": {"@type": "textParseModeHTML"}})
-    if result.get("@type") == "error":
-        raise AssertionError(f"Telegram rejects the HTML: {result.get('message')}\n--- html ---\n{text}")
-    return result["text"], result["entities"]
+    try:
+        return parse_text_entities(text, HTML)
+    except TdlibError as err:
+        raise AssertionError(f"Telegram rejects the HTML: {err}\n--- html ---\n{text}") from None
 
 
 def find_entities(text: str) -> list[tuple[str, str]]:
     """(substring, entity type) of what Telegram auto-detects in plain text: hashtags, URLs ..."""
-    result = td_execute({"@type": "getTextEntities", "text": text})
-    if result.get("@type") == "error":
-        raise AssertionError(f"getTextEntities failed: {result.get('message')}")
+    try:
+        entities = get_text_entities(text)
+    except TdlibError as err:
+        raise AssertionError(f"getTextEntities failed: {err}") from None
     units = text.encode("utf-16-le")
     return [(units[2 * e["offset"]:2 * (e["offset"] + e["length"])].decode("utf-16-le"), e["type"]["@type"])
-            for e in result["entities"]]
-
-
-def utf16_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
+            for e in entities]
 
 
 def sent_text(text: str, entities: list[dict[str, Any]]) -> str:

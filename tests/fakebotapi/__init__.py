@@ -39,25 +39,12 @@ from urllib.request import Request, urlopen
 import pytest
 from telegram.request import HTTPXRequest
 
-from tests.fakebotapi.server import (
-    CAPTION_LIMIT,
-    DEFAULT_BOT_USERNAME,
-    DEFAULT_TOKEN,
-    TEXT_LIMIT,
-    ApiError,
-    CallbackAnswer,
-    Chat,
-    Edit,
-    FakeBotApi,
-    Fault,
-    InlineAnswer,
-    RateLimits,
-    RequestRecord,
-    SentMessage,
-    Throttle,
-    parse_formatted_text,
-    utf16_len,
-)
+from tests.fakebotapi.entities import CAPTION_LIMIT, TEXT_LIMIT, parse_formatted_text, utf16_len
+from tests.fakebotapi.errors import ApiError
+from tests.fakebotapi.faults import Fault
+from tests.fakebotapi.records import CallbackAnswer, Chat, Edit, InlineAnswer, RequestRecord, SentMessage
+from tests.fakebotapi.server import DEFAULT_BOT_USERNAME, DEFAULT_TOKEN, FakeBotApi
+from tests.fakebotapi.throttling import RateLimits, Throttle
 
 __all__ = [
     "CAPTION_LIMIT",

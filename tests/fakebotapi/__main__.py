@@ -13,7 +13,8 @@ import signal
 import threading
 from types import FrameType
 
-from tests.fakebotapi.server import DEFAULT_BOT_USERNAME, FakeBotApi, RateLimits
+from tests.fakebotapi.server import DEFAULT_BOT_USERNAME, FakeBotApi
+from tests.fakebotapi.throttling import RateLimits
 
 
 def _optional_int(value: str) -> int | None:
