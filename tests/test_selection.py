@@ -168,3 +168,18 @@ def test_a_slot_selected_ahead_is_planned_as_chosen_unless_the_channel_moved_on(
     with db.session() as session:
         set_paused(session, "main", True, actor="tg:1")
     assert select_slot(db, "main", now=T0) is None
+
+
+def test_hold_waits_for_commentary_that_says_something() -> None:
+    """Under "hold", a commentary that is only the label is no commentary: the post would show none."""
+    items = [FakeItem(1, T0, commentary="老王点评："), FakeItem(2, T0, commentary="编者按："),
+             FakeItem(3, T0, commentary="老王点评：有话说"), FakeItem(4, T0, commentary="")]
+
+    def pick(settings: ChannelConfig, with_commentary: set[int]) -> list[int]:
+        return [i.id for i in next_due_items(items, settings, delivered=set(), with_commentary=with_commentary,
+                                             backlog_from=None, limit=10)]
+
+    assert pick(channel(commentary_policy="hold"), set()) == [2, 3]
+    assert pick(channel(commentary_policy="hold", commentary_label="编者按"), set()) == [1, 3]
+    assert pick(channel(commentary_policy="hold"), {1, 4}) == [1, 2, 3, 4]  # an editor's word counts
+    assert pick(channel(commentary_policy="publish"), set()) == [1, 2, 3, 4]

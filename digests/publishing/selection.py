@@ -9,6 +9,7 @@ from typing import Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from digests.config import ChannelConfig, parse_quiet_hours
+from digests.formatting.commentary import needs_commentary_hold
 
 
 class SelectableItem(Protocol):
@@ -97,8 +98,8 @@ def next_due_items(
     eligible = [
         item for item in candidates
         if item.id not in delivered
-        and is_eligible(item, settings, has_commentary=item.id in with_commentary or bool(item.commentary),
-                        backlog_from=backlog_from)
+        and is_eligible(item, settings, has_commentary=item.id in with_commentary or not needs_commentary_hold(
+                            item, "hold", label=settings.commentary_label), backlog_from=backlog_from)
     ]
     eligible.sort(key=lambda item: order_key(item, settings))
     return eligible[:limit]
