@@ -9,6 +9,8 @@ from telegram import User
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, ExtBot
 
 from bot import scheduler
+from bot.handlers import publish_command_lists, register_handlers
+from bot.notify import notify_admins
 from bot.publisher import Publisher
 from digests.channels import sync_channels
 from digests.config import Config
@@ -26,19 +28,6 @@ class DryRunBot(ExtBot[Any]):
         user = User(id=0, first_name="dry-run", is_bot=True, username="digestbot_dry_run")
         self._bot_user = user
         return user
-
-
-async def notify_admins(application: Application, text: str) -> None:
-    """Tell every admin in config (a private message each); failures are logged, not raised."""
-    config: Config = application.bot_data["config"]
-    if application.bot_data.get("dry_run"):
-        log.warning("admin notice: %s", text)
-        return
-    for admin in config.telegram.admins:
-        try:
-            await application.bot.send_message(admin, text)
-        except Exception as exc:  # an admin who never started the bot cannot be messaged
-            log.warning("could not tell admin %s: %s", admin, exc)
 
 
 def build_application(config: Config, db: Database, *, dry_run: bool = False,
@@ -71,8 +60,6 @@ def build_application(config: Config, db: Database, *, dry_run: bool = False,
         publisher=Publisher(db, config, None if dry_run else application.bot, dry_run=dry_run, notify=notify,
                             echo=echo),
     )
-    from bot.handlers import register_handlers
-
     register_handlers(application)
     return application
 
@@ -89,8 +76,6 @@ async def _post_init(application: Application) -> None:
                                          "is unknown and they wait for your word: /uncertain")
     scheduler.schedule_all(application)
     if not application.bot_data.get("dry_run"):
-        from bot.handlers import publish_command_lists
-
         try:
             await publish_command_lists(application)
         except Exception as exc:  # the command menu is a convenience; never stop start-up for it

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.cli import print_json
+from bot.notify import tell_admins
 from digests.channels import all_channels, get_channel, settings_of, sync_channels
 from digests.store.models import FAILED, PENDING, RETRY, SENDING, SENT, UNCERTAIN, Post
 
@@ -109,11 +110,7 @@ async def _publish_once(ctx: Context, names: list[str], dry_run: bool) -> Any:
     bot = _telegram_bot(ctx)
 
     async def notify(text: str) -> None:
-        for admin in ctx.config.telegram.admins:
-            try:
-                await bot.send_message(admin, text)
-            except Exception as exc:
-                log.warning("could not tell admin %s: %s", admin, exc)
+        await tell_admins(bot, ctx.config.telegram.admins, text)
         print(f"admin notice: {text}", file=sys.stderr)
 
     async with bot:

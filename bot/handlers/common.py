@@ -18,7 +18,7 @@ from telegram import InlineKeyboardMarkup, LinkPreviewOptions, Message, Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
-from bot.app import notify_admins
+from bot.notify import notify_admins
 from digests.config import Config
 from digests.items import ItemView
 from digests.store.db import Database
