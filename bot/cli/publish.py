@@ -1,4 +1,4 @@
-"""CLI commands around publishing: preview, publish, run, deliveries, uncertain, stats, demo."""
+"""`digestbot preview`, `publish`, `run` and `demo`: the next posts shown, sent once, sent on schedule."""
 
 from __future__ import annotations
 
@@ -7,20 +7,18 @@ import logging
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from bot.cli import print_json
+import digests
+from bot.cli.context import Context
+from bot.cli.output import print_ingest_report, print_json
 from bot.notify import tell_admins
 from digests.channels import all_channels, get_channel, settings_of, sync_channels
-from digests.store.models import FAILED, PENDING, RETRY, SENDING, SENT, UNCERTAIN, Post
-
-if TYPE_CHECKING:
-    from bot.cli import Context
+from digests.store.models import RETRY, Post
 
 log = logging.getLogger(__name__)
-SAMPLE_ARCHIVE = Path(__file__).resolve().parent.parent / "digests" / "sample_archive"
+SAMPLE_ARCHIVE = Path(digests.__file__).resolve().parent / "sample_archive"
 
 
 def _message(html: str, photo: str | None, item_ids: list[int]) -> Any:
@@ -187,92 +185,8 @@ async def _run_without_polling(application: Any) -> None:
         await application.stop()
 
 
-def cmd_deliveries(ctx: Context) -> int:
-    """The delivery records: item ids, channel, state, message_id, times, error."""
-    from digests.publishing.delivery import list_posts, post_json
-
-    with ctx.db.session() as session:
-        names = {c.id: c.name for c in all_channels(session)}
-        channel_id = get_channel(session, ctx.args.channel).id if ctx.args.channel else None
-        posts = list_posts(session, states=ctx.args.state or None, channel_id=channel_id, limit=ctx.args.limit)
-        rows = [post_json(p, names.get(p.channel_id, "?")) for p in posts]
-    if ctx.args.json:
-        print_json(rows)
-        return 0
-    for row in rows:
-        print(f"{row['id']:>6} {row['channel']:<12} {row['state']:<10} items {row['item_ids']} "
-              f"msg {row['message_id'] or '-'} {row['sent_at'] or ''} {row['error'] or ''}")
-    if not rows:
-        print("no delivery records yet")
-    return 0
-
-
-def cmd_uncertain(ctx: Context) -> int:
-    """List posts whose outcome is unknown or that failed; resolve with --confirm/--resend/--drop ID."""
-    from digests.publishing.delivery import list_posts, post_json, resolve_post
-
-    for action in ("confirm", "resend", "drop"):
-        post_id = getattr(ctx.args, action)
-        if post_id is not None:
-            post = resolve_post(ctx.db, post_id, action=action, actor="cli")
-            print(f"post {post.id}: {post.state}")
-            return 0
-    with ctx.db.session() as session:
-        names = {c.id: c.name for c in all_channels(session)}
-        rows = [post_json(p, names.get(p.channel_id, "?")) for p in list_posts(session, states=[UNCERTAIN, FAILED])]
-    if ctx.args.json:
-        print_json(rows)
-        return 0
-    if not rows:
-        print("nothing uncertain or failed")
-    for row in rows:
-        print(f"{row['id']:>6} {row['channel']:<12} {row['state']:<10} items {row['item_ids']} {row['error'] or ''}")
-    return 0
-
-
-def collect_stats(ctx_db: Any) -> dict[str, Any]:
-    """Counts an operator or admin looks at first."""
-    from sqlalchemy import func, select
-
-    from digests.publishing.delivery import queue_counts, read_counter
-    from digests.queries import count_items
-
-    with ctx_db.session() as session:
-        counts = queue_counts(session)
-        channels = []
-        for channel in all_channels(session):
-            last = session.scalar(select(func.max(Post.sent_at)).where(Post.channel_id == channel.id,
-                                                                       Post.state == SENT))
-            channels.append({
-                "name": channel.name, "chat_id": channel.chat_id, "paused": channel.paused,
-                "paused_reason": channel.paused_reason,
-                "sent": counts.get((channel.id, SENT), 0),
-                "pending": sum(counts.get((channel.id, s), 0) for s in (PENDING, RETRY, SENDING)),
-                "failed": counts.get((channel.id, FAILED), 0),
-                "uncertain": counts.get((channel.id, UNCERTAIN), 0),
-                "last_post": last.isoformat() if last else None,
-            })
-        return {"items": count_items(session), "flood_waits": read_counter(session, "flood_waits"),
-                "channels": channels}
-
-
-def cmd_stats(ctx: Context) -> int:
-    """Items, posts sent/pending/failed/uncertain, 429s, last post per channel."""
-    stats = collect_stats(ctx.db)
-    if ctx.args.json:
-        print_json(stats)
-        return 0
-    print(f"items: {stats['items']}   429s received: {stats['flood_waits']}")
-    for ch in stats["channels"]:
-        state = f"paused ({ch['paused_reason'] or 'by an admin'})" if ch["paused"] else "active"
-        print(f"  {ch['name']:<12} {state:<10} sent {ch['sent']} pending {ch['pending']} failed {ch['failed']} "
-              f"uncertain {ch['uncertain']} last post {ch['last_post'] or '-'}")
-    return 0
-
-
 def cmd_demo(ctx: Context) -> int:
     """The whole pipeline on the shipped sample archive, in dry run: ingest, preview, publish."""
-    from bot.cli import _print_ingest_report
     from digests.config import config_from_mapping
     from digests.ingest import ingest
 
@@ -298,7 +212,7 @@ def cmd_demo(ctx: Context) -> int:
     print(f"hardcore-digest demo · working directory {workdir}\n")
     print(f"1. ingest the sample archive ({len(list(archive.rglob('*')))} files, one per format)")
     report = ingest(ctx.db, [archive])
-    _print_ingest_report(report)
+    print_ingest_report(report)
     report = ingest(ctx.db, [archive])
     print(f"   again: {report.documents_unchanged} unchanged, {report.items_new} new items (nothing doubled)\n")
     print("2. publish one slot of each channel, dry run (no token needed)")
@@ -320,36 +234,3 @@ def cmd_demo(ctx: Context) -> int:
     print(f"\nThe demo database is {workdir / 'demo.db'}; to look around:\n"
           f"   DIGESTBOT_DATABASE_URL=sqlite:///{workdir.resolve() / 'demo.db'} .venv/bin/digestbot search 开源")
     return 0
-
-
-def register(add: Callable[..., Any]) -> None:
-    p = add("preview", cmd_preview)
-    p.add_argument("--channel", metavar="NAME")
-    p.add_argument("--limit", type=int, metavar="N")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--html", metavar="FILE", help="write a page that renders the posts like Telegram")
-
-    p = add("publish", cmd_publish)
-    p.add_argument("--once", action="store_true", help="run one slot now and exit")
-    p.add_argument("--channel", metavar="NAME")
-    p.add_argument("--dry-run", action="store_true")
-
-    p = add("run", cmd_run)
-    p.add_argument("--dry-run", action="store_true")
-
-    p = add("deliveries", cmd_deliveries)
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--channel", metavar="NAME")
-    p.add_argument("--state", action="append", metavar="STATE")
-    p.add_argument("--limit", type=int, metavar="N")
-
-    p = add("uncertain", cmd_uncertain)
-    p.add_argument("--json", action="store_true")
-    for action in ("confirm", "resend", "drop"):
-        p.add_argument(f"--{action}", type=int, metavar="POST_ID")
-
-    p = add("stats", cmd_stats)
-    p.add_argument("--json", action="store_true")
-
-    p = add("demo", cmd_demo)
-    p.add_argument("--workdir", metavar="DIR", help="keep the demo database and archive here")
