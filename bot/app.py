@@ -12,9 +12,9 @@ from bot import scheduler
 from bot.handlers import publish_command_lists, register_handlers
 from bot.notify import notify_admins
 from bot.publisher import Publisher
-from digests.channels import sync_channels
 from digests.config import Config
 from digests.publishing.delivery import expire_leases
+from digests.store.channels import sync_channels
 from digests.store.db import Database
 
 log = logging.getLogger(__name__)

@@ -18,11 +18,12 @@ from telegram import Bot, LinkPreviewOptions
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 
 from bot.ratelimit import SendLimiter
-from digests.channels import all_channels, get_channel, set_paused, settings_of
+from digests.channels import settings_of
 from digests.config import Config
 from digests.formatting.render import make_renderer
 from digests.publishing import delivery
 from digests.publishing.commentator import fill_missing_commentary, make_commentator
+from digests.store.channels import all_channels, get_channel, set_paused
 from digests.store.db import Database
 from digests.store.models import Channel, Post, utcnow
 

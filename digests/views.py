@@ -10,12 +10,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from digests import search
-from digests.channels import all_channels, get_channel, settings_of
+from digests.channels import settings_of
 from digests.config import ChannelConfig
 from digests.formatting.render import RenderedPost, make_renderer
 from digests.items import ItemView
 from digests.publishing.delivery import due_items, queue_counts, read_counter
-from digests.queries import count_items, get_item, item_views, list_items
+from digests.store.channels import all_channels, get_channel
+from digests.store.items import count_items, get_item, item_views, list_items
 from digests.store.models import (
     FAILED,
     PENDING,

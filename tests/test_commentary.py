@@ -16,7 +16,7 @@ from bot.cli import main
 from digests.config import CommentatorConfig
 from digests.ingest import ingest
 from digests.publishing.commentator import OpenAICompatibleCommentator, clean_draft, fill_missing_commentary
-from digests.queries import add_commentary, item_views
+from digests.store.items import add_commentary, item_views
 from digests.store.models import Commentary, Item
 
 NO_COMMENTARY = """---

@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import select, update
 
 from bot.publisher import Publisher
-from digests.channels import get_channel, set_paused
 from digests.config import Config
 from digests.publishing import delivery
 from digests.store import open_database
+from digests.store.channels import get_channel, set_paused
 from digests.store.db import Database
 from digests.store.models import PENDING, SENT, UNCERTAIN, Channel, Post
 from tests import fakebotapi

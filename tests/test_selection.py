@@ -7,12 +7,12 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from digests.channels import sync_channels
 from digests.config import ChannelConfig, config_from_mapping
 from digests.formatting.render import RenderedPost
 from digests.publishing.delivery import due_items, plan_slot
 from digests.publishing.selection import in_quiet_hours, next_due_items
-from digests.queries import add_commentary
+from digests.store.channels import sync_channels
+from digests.store.items import add_commentary
 from digests.store.models import Item
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -98,7 +98,7 @@ def configured(db):
 
 
 def _titles(db, name: str) -> list[str]:
-    from digests.channels import get_channel
+    from digests.store.channels import get_channel
 
     with db.session() as session:
         return [item.title for item in due_items(session, get_channel(session, name))]
@@ -135,7 +135,7 @@ def test_held_items_wait_for_commentary_and_are_not_forgotten(configured) -> Non
 
 
 def test_slot_planned_once_and_paused_channel_plans_nothing(configured) -> None:
-    from digests.channels import set_paused
+    from digests.store.channels import set_paused
 
     db = configured
     _add_items(db, 10)

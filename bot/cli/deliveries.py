@@ -6,7 +6,7 @@ from typing import Any
 
 from bot.cli.context import Context
 from bot.cli.output import print_json
-from digests.channels import all_channels, get_channel
+from digests.store.channels import all_channels, get_channel
 from digests.store.models import FAILED, PENDING, RETRY, SENDING, SENT, UNCERTAIN, Post
 
 
@@ -58,7 +58,7 @@ def collect_stats(ctx_db: Any) -> dict[str, Any]:
     from sqlalchemy import func, select
 
     from digests.publishing.delivery import queue_counts, read_counter
-    from digests.queries import count_items
+    from digests.store.items import count_items
 
     with ctx_db.session() as session:
         counts = queue_counts(session)

@@ -10,7 +10,7 @@ from bot.cli.output import console, print_json
 
 def cmd_items(ctx: Context) -> int:
     """List stored items (--json for scripts)."""
-    from digests.queries import item_views, list_items
+    from digests.store.items import item_views, list_items
 
     with ctx.db.session() as session:
         views = item_views(session, list_items(session, limit=ctx.args.limit, newest_first=ctx.args.newest))
@@ -31,7 +31,7 @@ def cmd_items(ctx: Context) -> int:
 
 def cmd_comment(ctx: Context) -> int:
     """Add an editor's commentary to an item; the next post of it shows this."""
-    from digests.queries import add_commentary
+    from digests.store.items import add_commentary
 
     author = ctx.args.author or os.environ.get("USER") or "editor"
     with ctx.db.session() as session:
@@ -43,7 +43,7 @@ def cmd_comment(ctx: Context) -> int:
 def cmd_search(ctx: Context) -> int:
     """Search the archive (Chinese words of one or two characters work)."""
     from digests import search
-    from digests.queries import item_views
+    from digests.store.items import item_views
 
     query = " ".join(ctx.args.query)
     with ctx.db.session() as session:

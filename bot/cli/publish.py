@@ -14,7 +14,8 @@ import digests
 from bot.cli.context import Context
 from bot.cli.output import print_ingest_report, print_json
 from bot.notify import tell_admins
-from digests.channels import all_channels, get_channel, settings_of, sync_channels
+from digests.channels import settings_of
+from digests.store.channels import all_channels, get_channel, sync_channels
 from digests.store.models import RETRY, Post
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ def cmd_preview(ctx: Context) -> int:
     from digests.formatting.preview import render_preview_page, render_terminal
     from digests.formatting.render import make_renderer
     from digests.publishing.delivery import due_items
-    from digests.queries import item_views
+    from digests.store.items import item_views
 
     render = make_renderer()
     rows: list[dict[str, Any]] = []

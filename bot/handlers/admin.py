@@ -30,12 +30,13 @@ from bot.handlers.common import (
 )
 from bot.publisher import html_to_plain
 from digests import views
-from digests.channels import set_paused, set_schedule
 from digests.config import ChannelConfig
 from digests.errors import NotFoundError
 from digests.ingest import IngestReport, ingest
 from digests.publishing.delivery import resolve_post, skip_item
-from digests.queries import add_commentary, audit
+from digests.store.audit import audit
+from digests.store.channels import set_paused, set_schedule
+from digests.store.items import add_commentary
 from digests.store.models import PENDING, SENDING
 from digests.views import ChannelSummary
 

@@ -16,8 +16,8 @@ from sqlalchemy import select
 
 from digests.config import CommentatorConfig
 from digests.items import ItemView
-from digests.queries import add_commentary, item_views
 from digests.store.db import Database
+from digests.store.items import add_commentary, item_views
 from digests.store.models import Commentary, Item
 
 log = logging.getLogger(__name__)

@@ -19,11 +19,12 @@ from sqlalchemy import CursorResult, Result, Select, exists, func, or_, select, 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from digests.channels import get_channel, settings_hash, settings_of
+from digests.channels import settings_hash, settings_of
 from digests.formatting.render import Renderer
 from digests.publishing.selection import group_for_posts, is_eligible, next_due_items, order_key
-from digests.queries import item_views
+from digests.store.channels import get_channel
 from digests.store.db import Database
+from digests.store.items import item_views
 from digests.store.models import (
     DRY_RUN,
     FAILED,
@@ -382,7 +383,7 @@ def resolve_post(db: Database, post_id: int, *, action: str, actor: str, message
                  now: datetime | None = None) -> Post:
     """confirm (it was sent), resend (queue it again), or drop (skip it for good)."""
     from digests.errors import NotFoundError
-    from digests.queries import audit
+    from digests.store.audit import audit
 
     now = now or utcnow()
     with db.session() as session:
@@ -404,7 +405,8 @@ def resolve_post(db: Database, post_id: int, *, action: str, actor: str, message
 
 def skip_item(db: Database, channel_name: str, item_id: int, *, actor: str, now: datetime | None = None) -> None:
     """Never post this item to the channel (a delivery row marked skipped, no post)."""
-    from digests.queries import audit, get_item
+    from digests.store.audit import audit
+    from digests.store.items import get_item
 
     now = now or utcnow()
     with db.session() as session:
