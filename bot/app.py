@@ -12,9 +12,9 @@ from bot import scheduler
 from bot.handlers import publish_command_lists, register_handlers
 from bot.notify import notify_admins
 from bot.publisher import Publisher
+from digests.actions import sync_from_config
 from digests.config import Config
 from digests.publishing.delivery import expire_leases
-from digests.store.channels import sync_channels
 from digests.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -68,8 +68,7 @@ async def _post_init(application: Application) -> None:
     """Start-up: channels from config, leases of a crashed run, jobs, missed slots."""
     db: Database = application.bot_data["db"]
     config: Config = application.bot_data["config"]
-    with db.session() as session:
-        sync_channels(session, config)
+    sync_from_config(db, config)
     stale = expire_leases(db)
     if stale:
         await notify_admins(application, f"{stale} post(s) were being sent when the bot stopped; their outcome "

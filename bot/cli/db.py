@@ -17,11 +17,10 @@ def cmd_db(ctx: Context) -> int:
         elif ctx.args.action == "current":
             print(f"{db.safe_url}: revision {db.current_revision() or '(empty)'}, newest {db.head_revision()}")
         elif ctx.args.action == "reindex":
-            from digests import search
+            from digests.actions import rebuild_search_index
 
             db.ensure_schema()
-            with db.session() as session:
-                count = search.rebuild_index(session)
+            count = rebuild_search_index(db)
             print(f"search index rebuilt: {count} items")
     finally:
         db.dispose()

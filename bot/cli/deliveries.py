@@ -6,19 +6,13 @@ from typing import Any
 
 from bot.cli.context import Context
 from bot.cli.output import print_json
-from digests.store.channels import all_channels, get_channel
-from digests.store.models import FAILED, PENDING, RETRY, SENDING, SENT, UNCERTAIN, Post
+from digests import views
+from digests.states import FAILED, UNCERTAIN
 
 
 def cmd_deliveries(ctx: Context) -> int:
     """The delivery records: item ids, channel, state, message_id, times, error."""
-    from digests.publishing.delivery import list_posts, post_json
-
-    with ctx.db.session() as session:
-        names = {c.id: c.name for c in all_channels(session)}
-        channel_id = get_channel(session, ctx.args.channel).id if ctx.args.channel else None
-        posts = list_posts(session, states=ctx.args.state or None, channel_id=channel_id, limit=ctx.args.limit)
-        rows = [post_json(p, names.get(p.channel_id, "?")) for p in posts]
+    rows = views.delivery_records(ctx.db, states=ctx.args.state, channel=ctx.args.channel, limit=ctx.args.limit)
     if ctx.args.json:
         print_json(rows)
         return 0
@@ -32,7 +26,7 @@ def cmd_deliveries(ctx: Context) -> int:
 
 def cmd_uncertain(ctx: Context) -> int:
     """List posts whose outcome is unknown or that failed; resolve with --confirm/--resend/--drop ID."""
-    from digests.publishing.delivery import list_posts, post_json, resolve_post
+    from digests.publishing.delivery import resolve_post
 
     for action in ("confirm", "resend", "drop"):
         post_id = getattr(ctx.args, action)
@@ -40,9 +34,7 @@ def cmd_uncertain(ctx: Context) -> int:
             post = resolve_post(ctx.db, post_id, action=action, actor="cli")
             print(f"post {post.id}: {post.state}")
             return 0
-    with ctx.db.session() as session:
-        names = {c.id: c.name for c in all_channels(session)}
-        rows = [post_json(p, names.get(p.channel_id, "?")) for p in list_posts(session, states=[UNCERTAIN, FAILED])]
+    rows = views.delivery_records(ctx.db, states=[UNCERTAIN, FAILED])
     if ctx.args.json:
         print_json(rows)
         return 0
@@ -53,35 +45,19 @@ def cmd_uncertain(ctx: Context) -> int:
     return 0
 
 
-def collect_stats(ctx_db: Any) -> dict[str, Any]:
-    """Counts an operator or admin looks at first."""
-    from sqlalchemy import func, select
-
-    from digests.publishing.delivery import queue_counts, read_counter
-    from digests.store.items import count_items
-
-    with ctx_db.session() as session:
-        counts = queue_counts(session)
-        channels = []
-        for channel in all_channels(session):
-            last = session.scalar(select(func.max(Post.sent_at)).where(Post.channel_id == channel.id,
-                                                                       Post.state == SENT))
-            channels.append({
-                "name": channel.name, "chat_id": channel.chat_id, "paused": channel.paused,
-                "paused_reason": channel.paused_reason,
-                "sent": counts.get((channel.id, SENT), 0),
-                "pending": sum(counts.get((channel.id, s), 0) for s in (PENDING, RETRY, SENDING)),
-                "failed": counts.get((channel.id, FAILED), 0),
-                "uncertain": counts.get((channel.id, UNCERTAIN), 0),
-                "last_post": last.isoformat() if last else None,
-            })
-        return {"items": count_items(session), "flood_waits": read_counter(session, "flood_waits"),
-                "channels": channels}
+def stats_json(stats: views.DeliveryStats) -> dict[str, Any]:
+    """The counts an operator looks at first, as `stats --json` prints them."""
+    return {"items": stats.items, "flood_waits": stats.flood_waits, "channels": [
+        {"name": ch.name, "chat_id": ch.chat_id, "paused": ch.paused, "paused_reason": ch.paused_reason,
+         "sent": ch.sent, "pending": ch.waiting, "failed": ch.failed, "uncertain": ch.uncertain,
+         "last_post": ch.last_sent_at.isoformat() if ch.last_sent_at else None}
+        for ch in stats.channels
+    ]}
 
 
 def cmd_stats(ctx: Context) -> int:
     """Items, posts sent/pending/failed/uncertain, 429s, last post per channel."""
-    stats = collect_stats(ctx.db)
+    stats = stats_json(views.delivery_stats(ctx.db))
     if ctx.args.json:
         print_json(stats)
         return 0

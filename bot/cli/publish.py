@@ -8,15 +8,14 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import digests
 from bot.cli.context import Context
 from bot.cli.output import print_ingest_report, print_json
 from bot.notify import tell_admins
-from digests.channels import settings_of
-from digests.store.channels import all_channels, get_channel, sync_channels
-from digests.store.models import RETRY, Post
+from digests import views
+from digests.actions import sync_from_config
 
 log = logging.getLogger(__name__)
 SAMPLE_ARCHIVE = Path(digests.__file__).resolve().parent / "sample_archive"
@@ -28,7 +27,22 @@ def _message(html: str, photo: str | None, item_ids: list[int]) -> Any:
     return Message(html, photo, list(item_ids), visible_length(html))
 
 
-def _echo_post(channel: str, post: Post) -> None:
+class ShownPost(Protocol):
+    """What a dry run prints of a post."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def digest_number(self) -> int | None: ...
+    @property
+    def item_ids(self) -> list[Any]: ...
+    @property
+    def html(self) -> str: ...
+    @property
+    def photo(self) -> str | None: ...
+
+
+def _echo_post(channel: str, post: ShownPost) -> None:
     from digests.formatting.preview import render_terminal
 
     label = f"[dry-run → {channel}] post {post.id}"
@@ -38,40 +52,16 @@ def _echo_post(channel: str, post: Post) -> None:
     print(render_terminal(_message(post.html, post.photo, post.item_ids)))
 
 
-def _channel_names(ctx: Context, only: str | None) -> list[str]:
-    with ctx.db.session() as session:
-        sync_channels(session, ctx.config)
-        names = [c.name for c in all_channels(session)]
-        if only is not None:
-            get_channel(session, only)
-            return [only]
-    return names
-
-
 def cmd_preview(ctx: Context) -> int:
     """Show the next posts exactly as they would be sent (terminal, --json, or --html FILE)."""
     from digests.formatting.preview import render_preview_page, render_terminal
-    from digests.formatting.render import make_renderer
-    from digests.publishing.delivery import due_items
-    from digests.store.items import item_views
 
-    render = make_renderer()
     rows: list[dict[str, Any]] = []
-    for name in _channel_names(ctx, ctx.args.channel):
-        with ctx.db.session() as session:
-            channel = get_channel(session, name)
-            settings = settings_of(channel)
-            items = due_items(session, channel, limit=ctx.args.limit or settings.per_slot)
-            views = item_views(session, items)
-            number = channel.digest_counter + 1 if settings.mode == "digest" else None
-        groups = [views] if settings.mode == "digest" else [[v] for v in views]
-        for group in groups:
-            if not group:
-                continue
-            for post in render(group, settings, number):
-                message = _message(post.html, post.photo, post.item_ids)
-                rows.append({"channel": name, "item_ids": post.item_ids, "html": post.html, "photo": post.photo,
-                             "length": message.length, "message": message})
+    for name in sync_from_config(ctx.db, ctx.config, only=ctx.args.channel):
+        for post in views.slot_preview(ctx.db, name, limit=ctx.args.limit):
+            message = _message(post.html, post.photo, post.item_ids)
+            rows.append({"channel": name, "item_ids": post.item_ids, "html": post.html, "photo": post.photo,
+                         "length": message.length, "message": message})
     if ctx.args.html:
         messages = [r["message"] for r in rows]
         Path(ctx.args.html).write_text(render_preview_page(messages, "hardcore-digest preview"), encoding="utf-8")
@@ -120,19 +110,10 @@ async def _publish_once(ctx: Context, names: list[str], dry_run: bool) -> Any:
         for name in names:
             await publisher.run_slot(name)
         # a post waiting out flood control is kept and sent before we exit
-        while await asyncio.to_thread(_waiting, ctx, names):
+        while await asyncio.to_thread(views.any_retrying, ctx.db, names):
             await asyncio.sleep(1)
             await publisher.drain()
         return publisher.stats
-
-
-def _waiting(ctx: Context, names: list[str]) -> bool:
-    """Posts of these channels still in retry (flood control, transient errors)."""
-    from sqlalchemy import select
-
-    with ctx.db.session() as session:
-        ids = [get_channel(session, n).id for n in names]
-        return session.scalar(select(Post.id).where(Post.channel_id.in_(ids), Post.state == RETRY).limit(1)) is not None
 
 
 def cmd_publish(ctx: Context) -> int:
@@ -144,7 +125,7 @@ def cmd_publish(ctx: Context) -> int:
     if dry_run and not ctx.args.dry_run:
         print("no telegram.token / DIGESTBOT_TOKEN: dry run, posts are shown here and recorded as dry-run",
               file=sys.stderr)
-    names = _channel_names(ctx, ctx.args.channel)
+    names = sync_from_config(ctx.db, ctx.config, only=ctx.args.channel)
     if not names:
         print("no channels configured: add one under channels: in config.yaml", file=sys.stderr)
         return 2
@@ -217,20 +198,15 @@ def cmd_demo(ctx: Context) -> int:
     report = ingest(ctx.db, [archive])
     print(f"   again: {report.documents_unchanged} unchanged, {report.items_new} new items (nothing doubled)\n")
     print("2. publish one slot of each channel, dry run (no token needed)")
-    names = _channel_names(ctx, None)
+    names = sync_from_config(ctx.db, ctx.config)
     asyncio.run(_publish_once(ctx, names, True))
     print("\n3. what was recorded (digestbot deliveries --json):")
-    from digests.publishing.delivery import list_posts
-
-    with ctx.db.session() as session:
-        for post in list_posts(session):
-            print(f"   post {post.id}: {post.state}, items {post.item_ids}")
-    from digests import search
+    for row in views.delivery_records(ctx.db):
+        print(f"   post {row['id']}: {row['state']}, items {row['item_ids']}")
 
     print("\n4. search the archive, as subscribers do with /search:")
     for query in ("开源", "数据库", "RISC-V"):
-        with ctx.db.session() as session:
-            titles = [item.title for item in search.search_items(session, query, limit=3).results]
+        titles = [view.title for view in views.search_listing(ctx.db, query, limit=3).views]
         print(f"   {query}: " + ("；".join(titles) if titles else "nothing found"))
     print(f"\nThe demo database is {workdir / 'demo.db'}; to look around:\n"
           f"   DIGESTBOT_DATABASE_URL=sqlite:///{workdir.resolve() / 'demo.db'} .venv/bin/digestbot search 开源")

@@ -22,22 +22,18 @@ from bot.handlers.common import (
     admin_only,
     config_of,
     day_of,
-    db_of,
-    in_session,
     link,
     post_url,
     reply,
+    run_db,
 )
 from bot.publisher import html_to_plain
-from digests import views
+from digests import actions, views
 from digests.config import ChannelConfig
 from digests.errors import NotFoundError
 from digests.ingest import IngestReport, ingest
 from digests.publishing.delivery import resolve_post, skip_item
-from digests.store.audit import audit
-from digests.store.channels import set_paused, set_schedule
-from digests.store.items import add_commentary
-from digests.store.models import PENDING, SENDING
+from digests.states import PENDING, SENDING
 from digests.views import ChannelSummary
 
 USAGE = {
@@ -113,7 +109,7 @@ async def channels(update: Update, context: Context) -> None:
     if context.args:
         await _usage(update, "channels")
         return
-    summaries = await in_session(context, views.channel_summaries)
+    summaries = await run_db(context, views.channel_summaries)
     if not summaries:
         await reply(update, "No channels are configured (config.yaml: channels).")
         return
@@ -126,7 +122,7 @@ async def schedule(update: Update, context: Context) -> None:
     args = context.args or []
     if len(args) == 1:
         try:
-            settings, paused, _ = await in_session(context, views.channel_settings, args[0])
+            settings, paused, _ = await run_db(context, views.channel_settings, args[0])
         except NotFoundError as exc:
             await _usage(update, "schedule", str(exc))
             return
@@ -138,7 +134,7 @@ async def schedule(update: Update, context: Context) -> None:
     name = args[0]
     entries = [entry.strip() for entry in " ".join(args[2:]).split(";") if entry.strip()]
     try:
-        settings = await in_session(context, set_schedule, name, entries, actor=actor_of(update))
+        settings = await run_db(context, actions.set_schedule, name, entries, actor=actor_of(update))
     except NotFoundError as exc:
         await _usage(update, "schedule", str(exc))
         return
@@ -148,7 +144,7 @@ async def schedule(update: Update, context: Context) -> None:
     assert context.job_queue is not None
     scheduler.schedule_channel(context.job_queue, name, settings,
                                misfire_grace=config_of(context).publish.misfire_grace_seconds)
-    _, paused, _ = await in_session(context, views.channel_settings, name)
+    _, paused, _ = await run_db(context, views.channel_settings, name)
     await reply(update, "Schedule saved and in effect:\n" + _schedule_html(context, name, settings, paused))
 
 
@@ -160,7 +156,7 @@ async def _set_paused(update: Update, context: Context, command: str, paused: bo
     name, actor = args[0], actor_of(update)
     reason = " ".join(args[1:]) or f"paused by {actor}"
     try:
-        await in_session(context, set_paused, name, paused, actor=actor, reason=reason if paused else None)
+        await run_db(context, actions.set_paused, name, paused, actor=actor, reason=reason if paused else None)
     except NotFoundError as exc:
         await _usage(update, command, str(exc))
         return
@@ -195,7 +191,7 @@ async def queue(update: Update, context: Context) -> None:
         await _usage(update, "queue")
         return
     try:
-        preview = await in_session(context, views.queue_preview, args[0])
+        preview = await run_db(context, views.queue_preview, args[0])
     except NotFoundError as exc:
         await _usage(update, "queue", str(exc))
         return
@@ -230,14 +226,14 @@ def skip_target(args: Sequence[str], channel_names: Sequence[str]) -> tuple[str,
 @admin_only
 async def skip(update: Update, context: Context) -> None:
     """/skip [CHANNEL] ITEM: never post that item to the channel."""
-    names = await in_session(context, views.channel_names)
+    names = await run_db(context, views.channel_names)
     target = skip_target(context.args or [], names)
     if isinstance(target, str):
         await _usage(update, "skip", target or None)
         return
     name, item_id = target
     try:
-        await asyncio.to_thread(skip_item, db_of(context), name, item_id, actor=actor_of(update))
+        await run_db(context, skip_item, name, item_id, actor=actor_of(update))
     except (NotFoundError, ValueError) as exc:
         await reply(update, html.escape(str(exc)))
         return
@@ -249,7 +245,7 @@ async def _outcomes(context: Context, post_ids: list[int]) -> dict[int, tuple[st
     loop = asyncio.get_running_loop()
     deadline = loop.time() + POSTNOW_WAIT
     while True:
-        states = await in_session(context, views.posts_by_id, post_ids)
+        states = await run_db(context, views.posts_by_id, post_ids)
         if all(state not in (PENDING, SENDING) for state, _ in states.values()) or loop.time() > deadline:
             return states
         await asyncio.sleep(0.1)
@@ -265,7 +261,7 @@ async def postnow(update: Update, context: Context) -> None:
     name, item_ids = args[0], [int(a) for a in args[1:]]
     actor = actor_of(update)
     try:
-        paused = await in_session(context, views.check_post_targets, name, item_ids)
+        paused = await run_db(context, views.check_post_targets, name, item_ids)
     except NotFoundError as exc:
         await _usage(update, "postnow", str(exc))
         return
@@ -274,7 +270,7 @@ async def postnow(update: Update, context: Context) -> None:
         return
     posts = await context.bot_data["publisher"].post_now(name, item_ids or None)
     post_ids = [post.id for post in posts]
-    await in_session(context, audit, actor, "postnow", f"channel:{name}",
+    await run_db(context, actions.audit, actor, "postnow", f"channel:{name}",
                      {"items": item_ids, "posts": post_ids})
     if not posts:
         why = (f"item(s) {', '.join(map(str, item_ids))} were already posted to (or skipped in) {name}"
@@ -298,7 +294,7 @@ async def comment(update: Update, context: Context) -> None:
         return
     item_id, text = int(args[0]), " ".join(args[1:])
     try:
-        await in_session(context, add_commentary, item_id, text, author=actor_of(update))
+        await run_db(context, actions.add_commentary, item_id, text, author=actor_of(update))
     except (NotFoundError, ValueError) as exc:
         await _usage(update, "comment", str(exc))
         return
@@ -323,7 +319,7 @@ async def uncertain(update: Update, context: Context) -> None:
     if context.args:
         await _usage(update, "uncertain")
         return
-    posts, total = await in_session(context, views.problem_posts, limit=UNCERTAIN_SHOWN)
+    posts, total = await run_db(context, views.problem_posts, limit=UNCERTAIN_SHOWN)
     if not posts:
         await reply(update, "No uncertain or failed posts.")
         return
@@ -350,7 +346,7 @@ async def resolve(update: Update, context: Context) -> None:
         return
     actor = actor_of(update)
     try:
-        await asyncio.to_thread(resolve_post, db_of(context), int(post_id), action=action, actor=actor)
+        await run_db(context, resolve_post, int(post_id), action=action, actor=actor)
         outcome = f"Post {post_id} {RESOLVE_ACTIONS[action]} by {actor}."
     except NotFoundError:
         outcome = f"Post {post_id} was already resolved."
@@ -371,7 +367,7 @@ async def stats(update: Update, context: Context) -> None:
     if context.args:
         await _usage(update, "stats")
         return
-    totals = await in_session(context, views.delivery_stats)
+    totals = await run_db(context, views.delivery_stats)
     lines = [
         "<b>Stats</b>",
         f"items: {totals.items}",
@@ -418,9 +414,8 @@ async def ingest_command(update: Update, context: Context) -> None:
     config = config_of(context)
     async with lock:
         await reply(update, f"Ingesting {html.escape(', '.join(config.archive.paths))} …")
-        report = await asyncio.to_thread(ingest, db_of(context), config.archive.paths,
-                                         max_bytes=config.archive.max_document_bytes)
+        report = await run_db(context, ingest, config.archive.paths, max_bytes=config.archive.max_document_bytes)
         summary = report.as_dict()
-        await in_session(context, audit, actor_of(update), "ingest", "archive",
+        await run_db(context, actions.audit, actor_of(update), "ingest", "archive",
                          {"documents": summary["documents"], "items": summary["items"]})
     await reply(update, _ingest_summary(report))

@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.orm import Session
 from telegram import InlineKeyboardMarkup, LinkPreviewOptions, Message, Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
@@ -72,16 +71,10 @@ def config_of(context: Context) -> Config:
     return config
 
 
-async def in_session(context: Context, fn: Callable[Concatenate[Session, P], T], *args: P.args,
-                     **kwargs: P.kwargs) -> T:
-    """fn(session, ...) in a worker thread, in one transaction (the event loop never waits on the database)."""
-    db = db_of(context)
-
-    def work() -> T:
-        with db.session() as session:
-            return fn(session, *args, **kwargs)
-
-    return await asyncio.to_thread(work)
+async def run_db(context: Context, fn: Callable[Concatenate[Database, P], T], *args: P.args,
+                 **kwargs: P.kwargs) -> T:
+    """fn(db, ...) in a worker thread: the event loop never waits on the database."""
+    return await asyncio.to_thread(fn, db_of(context), *args, **kwargs)
 
 
 def actor_of(update: Update) -> str:

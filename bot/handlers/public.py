@@ -24,11 +24,11 @@ from bot.handlers.common import (
     PUBLIC_MENU,
     Context,
     day_of,
-    in_session,
     is_admin,
     listing_html,
     post_links,
     reply,
+    run_db,
 )
 from digests.errors import NotFoundError
 from digests.formatting.blurb import BlurbFormatter
@@ -104,7 +104,7 @@ async def search(update: Update, context: Context) -> None:
     if not query:
         await reply(update, html.escape(SEARCH_USAGE))
         return
-    listing = await in_session(context, search_listing, query, limit=PAGE_SIZE)
+    listing = await run_db(context, search_listing, query, limit=PAGE_SIZE)
     if not listing.views:
         await reply(update, f"{NOTHING_FOUND}: {html.escape(query)}")
         return
@@ -132,7 +132,7 @@ async def search_page(update: Update, context: Context) -> None:
         await callback.answer("请重新搜索 / please search again: /search WORDS", show_alert=True)
         return
     offset = int(offset_text)
-    listing = await in_session(context, search_listing, query, limit=PAGE_SIZE, offset=offset)
+    listing = await run_db(context, search_listing, query, limit=PAGE_SIZE, offset=offset)
     if not listing.views:
         await callback.answer(f"{NOTHING_FOUND}")
         return
@@ -151,7 +151,7 @@ async def latest(update: Update, context: Context) -> None:
     if context.args:
         await reply(update, "Usage: /latest")
         return
-    listing = await in_session(context, latest_listing, limit=PAGE_SIZE)
+    listing = await run_db(context, latest_listing, limit=PAGE_SIZE)
     if not listing.views:
         await reply(update, NOTHING_FOUND)
         return
@@ -175,7 +175,7 @@ async def item(update: Update, context: Context) -> None:
         await reply(update, html.escape(ITEM_USAGE))
         return
     try:
-        listing = await in_session(context, item_listing, int(args[0]))
+        listing = await run_db(context, item_listing, int(args[0]))
     except NotFoundError:
         await reply(update, f"{NOTHING_FOUND}: ID {int(args[0])}")
         return
@@ -204,9 +204,9 @@ async def inline_search(update: Update, context: Context) -> None:
     query = " ".join(inline.query.split())
     offset = int(inline.offset) if inline.offset.isdigit() else 0
     if query:
-        listing = await in_session(context, search_listing, query, limit=INLINE_PAGE_SIZE, offset=offset)
+        listing = await run_db(context, search_listing, query, limit=INLINE_PAGE_SIZE, offset=offset)
     else:
-        listing = await in_session(context, latest_listing, limit=INLINE_PAGE_SIZE)
+        listing = await run_db(context, latest_listing, limit=INLINE_PAGE_SIZE)
     results = [_article(listing, i) for i in range(len(listing.views))]
     button = None
     if not results and offset == 0:
