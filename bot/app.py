@@ -9,7 +9,7 @@ from telegram import User
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, ExtBot
 
 from bot import scheduler
-from bot.handlers import publish_command_lists, register_handlers
+from bot.commands import publish_command_lists, register_handlers
 from bot.notify import notify_admins
 from bot.publisher import Publisher
 from digests.actions import sync_from_config

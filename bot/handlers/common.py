@@ -38,27 +38,14 @@ REFUSAL = "抱歉，这个命令只对管理员开放。/ Sorry, this command is
 APOLOGY = "抱歉，出了点问题，管理员已收到通知。/ Sorry, something went wrong; the admins have been told."
 ERROR_REPEAT_WINDOW = 300.0  # seconds in which the same error is told to the admins only once
 
-# (command, description) in menu order; bot.handlers maps each to its handler.
-PUBLIC_MENU: tuple[tuple[str, str], ...] = (
-    ("search", "搜索归档 / search the archive: /search WORDS"),
-    ("latest", "最新条目 / the newest items"),
-    ("item", "查看一条 / one item: /item ID"),
-    ("help", "帮助 / help"),
-    ("start", "开始 / start"),
-)
-ADMIN_MENU: tuple[tuple[str, str], ...] = (
-    ("channels", "channels, schedules and queues"),
-    ("schedule", "show or set a schedule: /schedule CHANNEL [set CRON]"),
-    ("pause", "pause a channel: /pause CHANNEL"),
-    ("resume", "resume a channel: /resume CHANNEL"),
-    ("queue", "the next posts with previews: /queue CHANNEL"),
-    ("skip", "never post an item: /skip [CHANNEL] ITEM"),
-    ("postnow", "post now: /postnow CHANNEL [ITEM]"),
-    ("comment", "editor's commentary: /comment ITEM TEXT"),
-    ("uncertain", "posts that may not have been sent"),
-    ("stats", "items, posts, 429s, last posts"),
-    ("ingest", "ingest archive.paths now"),
-)
+
+
+class UsageError(Exception):
+    """A command used wrongly: bot.commands answers with the problem, if any, and the command's usage."""
+
+    def __init__(self, problem: str | None = None) -> None:
+        super().__init__(problem or "")
+        self.problem = problem
 
 
 def db_of(context: Context) -> Database:
