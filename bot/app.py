@@ -10,10 +10,10 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, ExtBot
 
 from bot import scheduler
 from bot.commands import publish_command_lists, register_handlers
+from bot.config import BotConfig
 from bot.notify import notify_admins
 from bot.publisher import Publisher
 from digests.actions import sync_from_config
-from digests.config import Config
 from digests.publishing.delivery import expire_leases
 from digests.store.db import Database
 
@@ -30,7 +30,7 @@ class DryRunBot(ExtBot[Any]):
         return user
 
 
-def build_application(config: Config, db: Database, *, dry_run: bool = False,
+def build_application(config: BotConfig, db: Database, *, dry_run: bool = False,
                       echo: Any = None, poll: bool = True) -> Application:
     """The Application with its handlers, publisher and scheduler; not started."""
     token = config.token
@@ -67,7 +67,7 @@ def build_application(config: Config, db: Database, *, dry_run: bool = False,
 async def _post_init(application: Application) -> None:
     """Start-up: channels from config, leases of a crashed run, jobs, missed slots."""
     db: Database = application.bot_data["db"]
-    config: Config = application.bot_data["config"]
+    config: BotConfig = application.bot_data["config"]
     sync_from_config(db, config)
     stale = expire_leases(db)
     if stale:

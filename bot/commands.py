@@ -17,9 +17,9 @@ from telegram import BotCommand, BotCommandScopeChat, BotCommandScopeDefault, Up
 from telegram.error import TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, InlineQueryHandler, filters
 
+from bot.config import BotConfig
 from bot.handlers import admin, public
 from bot.handlers.common import Context, Handler, UsageError, admin_only, is_admin, on_error, reply
-from digests.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def register_handlers(application: Application) -> None:
 
 async def publish_command_lists(application: Application) -> None:
     """setMyCommands: the subscribers' menu for everyone, the admins' (both lists) in each admin's chat."""
-    config: Config = application.bot_data["config"]
+    config: BotConfig = application.bot_data["config"]
     public_menu = [BotCommand(c.name, c.menu) for c in COMMANDS if c.audience == "public"]
     admin_menu = public_menu + [BotCommand(c.name, c.menu) for c in COMMANDS if c.audience == "admin"]
     await application.bot.set_my_commands(public_menu, scope=BotCommandScopeDefault())

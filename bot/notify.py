@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from telegram import Bot
 from telegram.ext import Application
 
-from digests.config import Config
+from bot.config import BotConfig
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ async def tell_admins(bot: Bot, admins: Iterable[int], text: str) -> None:
 
 async def notify_admins(application: Application, text: str) -> None:
     """Tell every admin in config (in a dry run, only the log hears it)."""
-    config: Config = application.bot_data["config"]
+    config: BotConfig = application.bot_data["config"]
     if application.bot_data.get("dry_run"):
         log.warning("admin notice: %s", text)
         return

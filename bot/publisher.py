@@ -17,9 +17,9 @@ import httpx
 from telegram import Bot, LinkPreviewOptions
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 
+from bot.config import BotConfig as Config
 from bot.ratelimit import SendLimiter
 from digests.channels import settings_of
-from digests.config import Config
 from digests.formatting.render import make_renderer
 from digests.publishing import delivery
 from digests.publishing.commentator import fill_missing_commentary, make_commentator

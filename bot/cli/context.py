@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from digests.config import Config, load_config
+from bot.config import BotConfig, load_config
 from digests.store.db import Database, open_database
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -19,7 +19,7 @@ class Context:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.config_path = _config_path(args.config)
-        self.config: Config = load_config(self.config_path)
+        self.config: BotConfig = load_config(self.config_path)
         self._db: Database | None = None
 
     @property

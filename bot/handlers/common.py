@@ -17,8 +17,8 @@ from telegram import InlineKeyboardMarkup, LinkPreviewOptions, Message, Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
+from bot.config import BotConfig
 from bot.notify import notify_admins
-from digests.config import Config
 from digests.items import ItemView
 from digests.store.db import Database
 from digests.views import Listing, PostRef
@@ -53,8 +53,8 @@ def db_of(context: Context) -> Database:
     return db
 
 
-def config_of(context: Context) -> Config:
-    config: Config = context.bot_data["config"]
+def config_of(context: Context) -> BotConfig:
+    config: BotConfig = context.bot_data["config"]
     return config
 
 
