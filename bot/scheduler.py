@@ -10,12 +10,12 @@ from apscheduler.triggers.cron import CronTrigger
 from telegram.ext import Application, ContextTypes, JobQueue
 
 from digests.channels import settings_of
+from digests.clock import utcnow
 from digests.config import ChannelConfig, parse_interval
 from digests.publishing.delivery import last_slot
 from digests.publishing.selection import in_quiet_hours
 from digests.store.channels import all_channels
 from digests.store.db import Database
-from digests.store.models import utcnow
 
 log = logging.getLogger(__name__)
 SLOT_PREFIX = "slot:"

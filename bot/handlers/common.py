@@ -1,4 +1,4 @@
-"""What subscriber and admin handlers share: database calls, replies, links, the admin gate, the error handler."""
+"""What subscriber and admin handlers share: database calls, replies, links, UsageError, the admin gate, the error handler."""
 
 from __future__ import annotations
 
@@ -37,7 +37,6 @@ NOTHING_FOUND = "没有找到 / nothing found"
 REFUSAL = "抱歉，这个命令只对管理员开放。/ Sorry, this command is for the channel's admins."
 APOLOGY = "抱歉，出了点问题，管理员已收到通知。/ Sorry, something went wrong; the admins have been told."
 ERROR_REPEAT_WINDOW = 300.0  # seconds in which the same error is told to the admins only once
-
 
 
 class UsageError(Exception):
