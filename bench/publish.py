@@ -34,13 +34,14 @@ from sqlalchemy import exists, insert, select, text  # noqa: E402
 from telegram import Bot  # noqa: E402
 from telegram.request import HTTPXRequest  # noqa: E402
 
+from bot.config import config_from_mapping  # noqa: E402
 from bot.publisher import Publisher  # noqa: E402
-from digests.channels import get_channel, settings_hash, settings_of, sync_channels  # noqa: E402
-from digests.config import config_from_mapping  # noqa: E402
+from digests.channels import settings_hash, settings_of  # noqa: E402
 from digests.formatting.render import make_renderer  # noqa: E402
 from digests.publishing.due import due_items  # noqa: E402
 from digests.publishing.planning import plan_slot  # noqa: E402
 from digests.store import open_database  # noqa: E402
+from digests.store.channels import get_channel, sync_channels  # noqa: E402
 from digests.store.db import Database  # noqa: E402
 from digests.store.models import Delivery, Item, utcnow  # noqa: E402
 from tests.fakebotapi import FakeBotApiProcess  # noqa: E402

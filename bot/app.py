@@ -9,9 +9,11 @@ from telegram import User
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, ExtBot
 
 from bot import scheduler
+from bot.commands import publish_command_lists, register_handlers
+from bot.config import BotConfig
+from bot.notify import notify_admins
 from bot.publisher import Publisher
-from digests.channels import sync_channels
-from digests.config import Config
+from digests.actions import sync_from_config
 from digests.store.db import Database
 from digests.store.posts import expire_leases
 
@@ -28,20 +30,7 @@ class DryRunBot(ExtBot[Any]):
         return user
 
 
-async def notify_admins(application: Application, text: str) -> None:
-    """Tell every admin in config (a private message each); failures are logged, not raised."""
-    config: Config = application.bot_data["config"]
-    if application.bot_data.get("dry_run"):
-        log.warning("admin notice: %s", text)
-        return
-    for admin in config.telegram.admins:
-        try:
-            await application.bot.send_message(admin, text)
-        except Exception as exc:  # an admin who never started the bot cannot be messaged
-            log.warning("could not tell admin %s: %s", admin, exc)
-
-
-def build_application(config: Config, db: Database, *, dry_run: bool = False,
+def build_application(config: BotConfig, db: Database, *, dry_run: bool = False,
                       echo: Any = None, poll: bool = True) -> Application:
     """The Application with its handlers, publisher and scheduler; not started."""
     token = config.token
@@ -71,8 +60,6 @@ def build_application(config: Config, db: Database, *, dry_run: bool = False,
         publisher=Publisher(db, config, None if dry_run else application.bot, dry_run=dry_run, notify=notify,
                             echo=echo),
     )
-    from bot.handlers import register_handlers
-
     register_handlers(application)
     return application
 
@@ -80,17 +67,14 @@ def build_application(config: Config, db: Database, *, dry_run: bool = False,
 async def _post_init(application: Application) -> None:
     """Start-up: channels from config, leases of a crashed run, jobs, missed slots."""
     db: Database = application.bot_data["db"]
-    config: Config = application.bot_data["config"]
-    with db.session() as session:
-        sync_channels(session, config)
+    config: BotConfig = application.bot_data["config"]
+    sync_from_config(db, config)
     stale = expire_leases(db)
     if stale:
         await notify_admins(application, f"{stale} post(s) were being sent when the bot stopped; their outcome "
                                          "is unknown and they wait for your word: /uncertain")
     scheduler.schedule_all(application)
     if not application.bot_data.get("dry_run"):
-        from bot.handlers import publish_command_lists
-
         try:
             await publish_command_lists(application)
         except Exception as exc:  # the command menu is a convenience; never stop start-up for it

@@ -15,11 +15,12 @@ from typing import Any, Protocol
 from telegram import Bot, LinkPreviewOptions
 from telegram.error import BadRequest, TelegramError
 
+from bot.config import BotConfig as Config
 from bot.ratelimit import SendLimiter
 from bot.telegram_errors import outcome_of, photo_refused
-from digests.channels import all_channels, set_paused, settings_of
+from digests.channels import settings_of
 from digests.clock import utcnow
-from digests.config import ChannelConfig, Config
+from digests.config import ChannelConfig
 from digests.formatting.render import make_renderer
 from digests.formatting.telegram_html import visible_text
 from digests.publishing.commentator import fill_missing_commentary, make_commentator
@@ -37,6 +38,7 @@ from digests.publishing.retry import (
     decide,
 )
 from digests.store import posts
+from digests.store.channels import all_channels, set_paused
 from digests.store.db import Database
 
 log = logging.getLogger(__name__)

@@ -9,10 +9,11 @@ from zoneinfo import ZoneInfo
 from apscheduler.triggers.cron import CronTrigger
 from telegram.ext import Application, ContextTypes, JobQueue
 
-from digests.channels import all_channels, settings_of
+from digests.channels import settings_of
 from digests.clock import utcnow
 from digests.config import ChannelConfig, parse_interval
 from digests.publishing.selection import in_quiet_hours
+from digests.store.channels import all_channels
 from digests.store.db import Database
 from digests.store.posts import last_slot
 

@@ -1,12 +1,16 @@
-"""config.yaml: validated at start-up; a bad key stops start-up with its dotted path."""
+"""config.yaml's core sections: validated at start-up; a bad key stops start-up with its dotted path.
+
+The bot's own sections and rules (telegram, limits, what a chat id may be) are in bot/config.py,
+which builds the whole file's config over this one.
+"""
 
 from __future__ import annotations
 
-import os
 import re
+from collections.abc import Mapping, Sequence
 from datetime import date, time
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -24,15 +28,16 @@ from pydantic import (
 from digests.errors import ConfigError
 
 DEFAULT_DATABASE_URL = "sqlite:///digest.db"
-DEFAULT_BASE_URL = "https://api.telegram.org/bot"
-ENV_TOKEN = "DIGESTBOT_TOKEN"
 ENV_DATABASE_URL = "DIGESTBOT_DATABASE_URL"
 
+C = TypeVar("C", bound=BaseModel)
 _INTERVAL = re.compile(r"^every\s+(\d+)\s*([smhd])$")
 _QUIET = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """A config section: an unknown key is an error, not ignored."""
+
     model_config = ConfigDict(extra="forbid", frozen=False)
 
 
@@ -84,7 +89,7 @@ def parse_quiet_hours(spec: str) -> tuple[time, time]:
     return time(h1, m1), time(h2, m2)
 
 
-class DatabaseConfig(_Strict):
+class DatabaseConfig(StrictModel):
     url: str = DEFAULT_DATABASE_URL
 
     @field_validator("url")
@@ -95,26 +100,12 @@ class DatabaseConfig(_Strict):
         return value
 
 
-class ArchiveConfig(_Strict):
+class ArchiveConfig(StrictModel):
     paths: list[str] = Field(default_factory=lambda: ["./archive"])
     max_document_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
 
 
-class TelegramConfig(_Strict):
-    token: SecretStr = SecretStr("")
-    base_url: str = DEFAULT_BASE_URL
-    base_file_url: str | None = None
-    admins: list[int] = Field(default_factory=list)
-    poll_commands: bool = True
-    request_timeout: float = Field(default=20.0, gt=0)
-
-
-class LimitsConfig(_Strict):
-    global_per_second: float = Field(default=30, gt=0)
-    channel_per_minute: float = Field(default=20, gt=0)
-
-
-class PublishConfig(_Strict):
+class PublishConfig(StrictModel):
     lease_seconds: int = Field(default=120, ge=5)
     max_attempts: int = Field(default=8, ge=1)
     backoff_seconds: float = Field(default=5.0, ge=0)
@@ -125,7 +116,7 @@ class PublishConfig(_Strict):
     drain_interval_seconds: float = Field(default=5.0, gt=0)
 
 
-class SelectionConfig(_Strict):
+class SelectionConfig(StrictModel):
     formats: list[str] = Field(default_factory=list)
     categories: list[str] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
@@ -136,15 +127,15 @@ class SelectionConfig(_Strict):
     seed: int = 0
 
 
-class TemplatesConfig(_Strict):
+class TemplatesConfig(StrictModel):
     single: str | None = None
     digest: str | None = None
     photo: str | None = None
 
 
-class ChannelConfig(_Strict):
+class ChannelConfig(StrictModel):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")]
-    chat_id: str | int
+    chat_id: str | int  # where the channel's posts go; bot/config.py holds the rules for it
     timezone: str = "Asia/Shanghai"
     schedule: list[str] = Field(default_factory=lambda: ["0 9 * * *"])
     quiet_hours: str | None = None
@@ -161,18 +152,6 @@ class ChannelConfig(_Strict):
     commentary_label: str = "老王点评"
     hashtags: bool = True
     templates: TemplatesConfig = Field(default_factory=TemplatesConfig)
-
-    @field_validator("chat_id")
-    @classmethod
-    def _chat_id(cls, value: str | int) -> str | int:
-        if isinstance(value, int):
-            return value
-        value = value.strip()
-        if re.fullmatch(r"-?\d+", value):
-            return int(value)
-        if not re.fullmatch(r"@[A-Za-z][A-Za-z0-9_]{3,31}", value):
-            raise ValueError("must be a numeric chat id (channels start with -100) or an @username")
-        return value
 
     @field_validator("timezone")
     @classmethod
@@ -199,7 +178,7 @@ class ChannelConfig(_Strict):
         return [validate_schedule_entry(entry, timezone) for entry in value]
 
 
-class CommentatorConfig(_Strict):
+class CommentatorConfig(StrictModel):
     enabled: bool = False
     url: str = ""
     model: str = ""
@@ -208,14 +187,12 @@ class CommentatorConfig(_Strict):
     prompt: str = "用一句话（不超过 60 字）以资深技术编辑的口吻点评这条新闻："
 
 
-class Config(_Strict):
+class Config(StrictModel):
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     archive: ArchiveConfig = Field(default_factory=ArchiveConfig)
-    telegram: TelegramConfig = Field(default_factory=TelegramConfig)
-    limits: LimitsConfig = Field(default_factory=LimitsConfig)
     publish: PublishConfig = Field(default_factory=PublishConfig)
     commentator: CommentatorConfig = Field(default_factory=CommentatorConfig)
-    channels: list[ChannelConfig] = Field(default_factory=list)
+    channels: Sequence[ChannelConfig] = Field(default_factory=list)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @model_validator(mode="after")
@@ -229,10 +206,6 @@ class Config(_Strict):
 
     def channel(self, name: str) -> ChannelConfig | None:
         return next((c for c in self.channels if c.name == name), None)
-
-    @property
-    def token(self) -> str:
-        return self.telegram.token.get_secret_value()
 
 
 def _key_path(loc: tuple[Any, ...], data: Any) -> str:
@@ -254,13 +227,25 @@ def _key_path(loc: tuple[Any, ...], data: Any) -> str:
     return ".".join(parts)
 
 
-def config_from_mapping(data: dict[str, Any], *, source: str = "config") -> Config:
-    """Validate a mapping; ConfigError names every bad key path."""
+def parse_config(model: type[C], data: dict[str, Any], *, source: str = "config",
+                 sections: Sequence[str] = ()) -> C:
+    """Validate a mapping as model; ConfigError names every bad key path.
+
+    The errors are listed section by section in the order of `sections` when given (else in the
+    model's field order); unknown sections come last.
+    """
     try:
-        return Config.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
+        errors = exc.errors()
+        if sections:
+            def section_rank(error: Any) -> int:
+                first = error["loc"][0] if error["loc"] else None
+                return sections.index(first) if first in sections else len(sections)
+
+            errors = sorted(errors, key=section_rank)
         lines = []
-        for error in exc.errors():
+        for error in errors:
             loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
             path = _key_path(loc, data) or "(top level)"
             message = error["msg"].removeprefix("Value error, ")
@@ -270,52 +255,36 @@ def config_from_mapping(data: dict[str, Any], *, source: str = "config") -> Conf
         raise ConfigError(f"{source}: invalid configuration\n  " + "\n  ".join(lines)) from None
 
 
-def load_config(path: str | Path | None = None, *, env: dict[str, str] | None = None) -> Config:
-    """Read config.yaml (or the defaults when path is None), then apply the environment overrides."""
-    env = dict(os.environ) if env is None else env
-    data: dict[str, Any] = {}
-    source = "defaults"
-    if path is not None:
-        source = str(path)
-        try:
-            text = Path(path).read_text(encoding="utf-8-sig")
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror or exc}") from None
-        try:
-            loaded = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: the configuration must be a mapping of sections")
-        data = loaded
-    if env.get(ENV_TOKEN):
-        data.setdefault("telegram", {})
-        if isinstance(data["telegram"], dict):
-            data["telegram"]["token"] = env[ENV_TOKEN]
+def config_from_mapping(data: dict[str, Any], *, source: str = "config") -> Config:
+    """The core sections of a mapping, validated; ConfigError names every bad key path."""
+    return parse_config(Config, data, source=source)
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The mapping a config.yaml holds; ConfigError when it cannot be read or is not a mapping."""
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror or exc}") from None
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if loaded is None:
+        loaded = {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: the configuration must be a mapping of sections")
+    return loaded
+
+
+def set_from_env(data: dict[str, Any], section: str, key: str, value: str) -> None:
+    """data[section][key] = value, unless the section is not a mapping (validation then says so)."""
+    data.setdefault(section, {})
+    if isinstance(data[section], dict):
+        data[section][key] = value
+
+
+def apply_env(data: dict[str, Any], env: Mapping[str, str]) -> None:
+    """The environment's overrides of the core sections (the database URL)."""
     if env.get(ENV_DATABASE_URL):
-        data.setdefault("database", {})
-        if isinstance(data["database"], dict):
-            data["database"]["url"] = env[ENV_DATABASE_URL]
-    config = config_from_mapping(data, source=source)
-    base = Path(path).resolve().parent if path is not None else Path.cwd()
-    check_templates(config, base)
-    return config
-
-
-def check_templates(config: Config, base: Path) -> None:
-    """Resolve template overrides against the config file's folder and compile them now.
-
-    A broken template stops start-up (TemplateError names the file and line), not the first post.
-    """
-    from digests.formatting.blurb import BlurbFormatter
-
-    for channel in config.channels:
-        templates = channel.templates
-        for name in ("single", "digest", "photo"):
-            value = getattr(templates, name)
-            if value and not Path(value).is_absolute():
-                setattr(templates, name, str(base / value))
-        if templates.single or templates.digest or templates.photo:
-            BlurbFormatter(channel)
+        set_from_env(data, "database", "url", env[ENV_DATABASE_URL])

@@ -15,8 +15,9 @@ from typing import Any
 import yaml
 from sqlalchemy import insert, select
 
-from digests.channels import sync_channels
-from digests.config import Config, config_from_mapping
+from bot.config import BotConfig as Config
+from bot.config import config_from_mapping
+from digests.store.channels import sync_channels
 from digests.store.db import Database
 from digests.store.models import PENDING, RETRY, SENDING, Channel, Item, Post, utcnow
 

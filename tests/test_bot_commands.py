@@ -17,9 +17,10 @@ from sqlalchemy import select
 from telegram.ext import Application
 
 from bot.app import build_application
+from bot.config import BotConfig as Config
+from bot.config import config_from_mapping
 from bot.handlers.admin import skip_target
 from bot.handlers.common import APOLOGY, NOTHING_FOUND, REFUSAL, post_url
-from digests.config import Config, config_from_mapping
 from digests.formatting.telegram_html import check_telegram_html
 from digests.ingest import ingest
 from digests.store import open_database

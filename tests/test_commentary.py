@@ -16,7 +16,7 @@ from bot.cli import main
 from digests.config import CommentatorConfig
 from digests.ingest import ingest
 from digests.publishing.commentator import OpenAICompatibleCommentator, clean_draft, fill_missing_commentary
-from digests.queries import add_commentary, item_views
+from digests.store.items import add_commentary, item_views
 from digests.store.models import Commentary, Item
 
 NO_COMMENTARY = """---
@@ -153,10 +153,10 @@ def test_cli_comment_stores_who_and_when(tmp_path: Path, monkeypatch: pytest.Mon
 
 async def test_a_slot_drafts_commentary_for_the_items_it_posts(article_db, model_server: str,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.config import config_from_mapping
     from bot.publisher import Publisher
-    from digests.channels import sync_channels
-    from digests.config import config_from_mapping
     from digests.publishing import due, planning
+    from digests.store.channels import sync_channels
 
     _FakeModel.replies = [_completion("老王点评：新版本值得一试。")]
     config = config_from_mapping({

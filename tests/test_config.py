@@ -22,7 +22,7 @@ def test_bad_template_stops_start_up_with_file_and_line(tmp_path: Path, capsys: 
 
 
 def test_good_template_is_resolved_next_to_the_config(tmp_path: Path) -> None:
-    from digests.config import load_config
+    from bot.config import load_config
 
     (tmp_path / "mine.j2").write_text("<b>{{ title }}</b>\n\n{{ summary }}\n", encoding="utf-8")
     config = tmp_path / "config.yaml"

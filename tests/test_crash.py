@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from digests.config import config_from_mapping
+from bot.config import config_from_mapping
 from digests.formatting.render import make_renderer
 from digests.publishing.planning import plan_slot
 from digests.store import open_database

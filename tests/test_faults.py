@@ -13,11 +13,11 @@ import pytest
 from sqlalchemy import select, update
 
 from bot.publisher import Publisher
-from digests.channels import get_channel, set_paused
 from digests.config import Config
 from digests.publishing.planning import plan_slot
 from digests.publishing.review import resolve_post
 from digests.store import open_database
+from digests.store.channels import get_channel, set_paused
 from digests.store.db import Database
 from digests.store.models import PENDING, SENT, UNCERTAIN, Channel, Post
 from digests.store.posts import read_counter

@@ -231,7 +231,7 @@ def test_cli_bad_config_names_the_key(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_env_overrides_config(tmp_path: Path) -> None:
-    from digests.config import load_config
+    from bot.config import load_config
 
     config = tmp_path / "config.yaml"
     config.write_text("telegram: {token: 'from-file'}\ndatabase: {url: 'sqlite:///file.db'}\n", encoding="utf-8")
@@ -241,7 +241,7 @@ def test_env_overrides_config(tmp_path: Path) -> None:
 
 
 def test_example_config_is_valid() -> None:
-    from digests.config import load_config
+    from bot.config import load_config
 
     root = Path(__file__).resolve().parent.parent
     config = load_config(root / "config.example.yaml", env={})

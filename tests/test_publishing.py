@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from bot import scheduler
 from bot.cli import main as digestbot
-from digests.config import config_from_mapping
+from bot.config import config_from_mapping
 from digests.ingest import ingest
 from digests.store import open_database
 from digests.store.db import Database

@@ -7,13 +7,13 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from digests.channels import sync_channels
 from digests.config import ChannelConfig, config_from_mapping
 from digests.formatting.render import RenderedPost
 from digests.publishing.due import due_items
 from digests.publishing.planning import plan_slot
 from digests.publishing.selection import in_quiet_hours, next_due_items
-from digests.queries import add_commentary
+from digests.store.channels import sync_channels
+from digests.store.items import add_commentary
 from digests.store.models import Item
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -99,7 +99,7 @@ def configured(db):
 
 
 def _titles(db, name: str) -> list[str]:
-    from digests.channels import get_channel
+    from digests.store.channels import get_channel
 
     with db.session() as session:
         return [item.title for item in due_items(session, get_channel(session, name))]
@@ -136,7 +136,7 @@ def test_held_items_wait_for_commentary_and_are_not_forgotten(configured) -> Non
 
 
 def test_slot_planned_once_and_paused_channel_plans_nothing(configured) -> None:
-    from digests.channels import set_paused
+    from digests.store.channels import set_paused
 
     db = configured
     _add_items(db, 10)
@@ -149,8 +149,8 @@ def test_slot_planned_once_and_paused_channel_plans_nothing(configured) -> None:
 
 
 def test_a_slot_selected_ahead_is_planned_as_chosen_unless_the_channel_moved_on(configured) -> None:
-    from digests.channels import set_paused
     from digests.publishing.planning import select_slot
+    from digests.store.channels import set_paused
 
     db = configured
     _add_items(db, 12)

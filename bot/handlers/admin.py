@@ -1,7 +1,8 @@
 """Admin commands: channels and their schedules, the queue, posting, commentary, uncertain posts, stats, ingest.
 
 Every change goes to the database first (the database is what runs, across restarts), is applied to
-the running JobQueue at once, and lands in the audit log.
+the running JobQueue at once, and lands in the audit log. bot.commands lets only admins reach the
+commands; the buttons check for themselves.
 """
 
 from __future__ import annotations
@@ -18,51 +19,28 @@ from telegram.constants import ParseMode
 from bot import scheduler
 from bot.handlers.common import (
     Context,
+    UsageError,
     actor_of,
     admin_only,
     config_of,
     day_of,
-    db_of,
-    in_session,
     link,
     post_url,
     reply,
+    run_db,
 )
-from digests import views
-from digests.channels import set_paused, set_schedule
+from digests import actions, views
 from digests.config import ChannelConfig
 from digests.errors import NotFoundError
 from digests.formatting.telegram_html import visible_text
 from digests.ingest import IngestReport, ingest
 from digests.publishing.review import resolve_post, skip_item
-from digests.queries import add_commentary, audit
-from digests.store.models import PENDING, SENDING
+from digests.states import PENDING, SENDING
 from digests.views import ChannelSummary
 
-USAGE = {
-    "channels": "Usage: /channels",
-    "schedule": ("Usage: /schedule CHANNEL [set CRON]\n"
-                 "Examples: /schedule main set 0 9 * * *\n"
-                 "          /schedule main set 0 9 * * *; 30 18 * * 1-5\n"
-                 "          /schedule main set every 2h"),
-    "pause": "Usage: /pause CHANNEL [REASON]",
-    "resume": "Usage: /resume CHANNEL",
-    "queue": "Usage: /queue CHANNEL",
-    "skip": "Usage: /skip [CHANNEL] ITEM (CHANNEL may be left out when there is only one)",
-    "postnow": "Usage: /postnow CHANNEL [ITEM...]",
-    "comment": "Usage: /comment ITEM TEXT",
-    "uncertain": "Usage: /uncertain",
-    "stats": "Usage: /stats",
-    "ingest": "Usage: /ingest",
-}
 RESOLVE_ACTIONS = {"confirm": "confirmed as sent", "resend": "queued to be sent again", "drop": "dropped"}
 UNCERTAIN_SHOWN = 10
 POSTNOW_WAIT = 10.0  # seconds /postnow waits to report how its posts went
-
-
-async def _usage(update: Update, command: str, problem: str | None = None) -> None:
-    text = html.escape(USAGE[command])
-    await reply(update, f"{html.escape(problem)}\n{text}" if problem else text)
 
 
 def _when(moment: datetime | None, timezone: str) -> str:
@@ -106,63 +84,54 @@ def _summary_html(summary: ChannelSummary) -> str:
 # Channels and schedules
 
 
-@admin_only
 async def channels(update: Update, context: Context) -> None:
     """/channels: every channel, its schedule, queue and last post."""
     if context.args:
-        await _usage(update, "channels")
-        return
-    summaries = await in_session(context, views.channel_summaries)
+        raise UsageError()
+    summaries = await run_db(context, views.channel_summaries)
     if not summaries:
         await reply(update, "No channels are configured (config.yaml: channels).")
         return
     await reply(update, "\n\n".join(_summary_html(s) for s in summaries))
 
 
-@admin_only
 async def schedule(update: Update, context: Context) -> None:
     """/schedule CHANNEL [set CRON; CRON...]: show or replace a channel's schedule, effective at once."""
     args = context.args or []
     if len(args) == 1:
         try:
-            settings, paused, _ = await in_session(context, views.channel_settings, args[0])
+            settings, paused, _ = await run_db(context, views.channel_settings, args[0])
         except NotFoundError as exc:
-            await _usage(update, "schedule", str(exc))
-            return
+            raise UsageError(str(exc)) from None
         await reply(update, _schedule_html(context, args[0], settings, paused))
         return
     if len(args) < 3 or args[1].lower() != "set":
-        await _usage(update, "schedule")
-        return
+        raise UsageError()
     name = args[0]
     entries = [entry.strip() for entry in " ".join(args[2:]).split(";") if entry.strip()]
     try:
-        settings = await in_session(context, set_schedule, name, entries, actor=actor_of(update))
+        settings = await run_db(context, actions.set_schedule, name, entries, actor=actor_of(update))
     except NotFoundError as exc:
-        await _usage(update, "schedule", str(exc))
-        return
+        raise UsageError(str(exc)) from None
     except ValueError as exc:
-        await _usage(update, "schedule", f"Schedule not changed: {exc}")
-        return
+        raise UsageError(f"Schedule not changed: {exc}") from None
     assert context.job_queue is not None
     scheduler.schedule_channel(context.job_queue, name, settings,
                                misfire_grace=config_of(context).publish.misfire_grace_seconds)
-    _, paused, _ = await in_session(context, views.channel_settings, name)
+    _, paused, _ = await run_db(context, views.channel_settings, name)
     await reply(update, "Schedule saved and in effect:\n" + _schedule_html(context, name, settings, paused))
 
 
-async def _set_paused(update: Update, context: Context, command: str, paused: bool) -> None:
+async def _set_paused(update: Update, context: Context, paused: bool) -> None:
     args = context.args or []
     if not args or (not paused and len(args) != 1):
-        await _usage(update, command)
-        return
+        raise UsageError()
     name, actor = args[0], actor_of(update)
     reason = " ".join(args[1:]) or f"paused by {actor}"
     try:
-        await in_session(context, set_paused, name, paused, actor=actor, reason=reason if paused else None)
+        await run_db(context, actions.set_paused, name, paused, actor=actor, reason=reason if paused else None)
     except NotFoundError as exc:
-        await _usage(update, command, str(exc))
-        return
+        raise UsageError(str(exc)) from None
     if paused:
         await reply(update, f"<b>{html.escape(name)}</b> is paused: nothing is posted until "
                             f"/resume {html.escape(name)}")
@@ -170,34 +139,29 @@ async def _set_paused(update: Update, context: Context, command: str, paused: bo
         await reply(update, f"<b>{html.escape(name)}</b> is posting again; planned posts go out within seconds.")
 
 
-@admin_only
 async def pause(update: Update, context: Context) -> None:
     """/pause CHANNEL [REASON]: stop posting to a channel (kept across restarts)."""
-    await _set_paused(update, context, "pause", True)
+    await _set_paused(update, context, True)
 
 
-@admin_only
 async def resume(update: Update, context: Context) -> None:
     """/resume CHANNEL: post to a paused channel again."""
-    await _set_paused(update, context, "resume", False)
+    await _set_paused(update, context, False)
 
 
 # ---------------------------------------------------------------------------------------------
 # The queue: preview, skip, post now
 
 
-@admin_only
 async def queue(update: Update, context: Context) -> None:
     """/queue CHANNEL: the next items and the next slot's posts as they would look."""
     args = context.args or []
     if len(args) != 1:
-        await _usage(update, "queue")
-        return
+        raise UsageError()
     try:
-        preview = await in_session(context, views.queue_preview, args[0])
+        preview = await run_db(context, views.queue_preview, args[0])
     except NotFoundError as exc:
-        await _usage(update, "queue", str(exc))
-        return
+        raise UsageError(str(exc)) from None
     head = f"<b>Queue of {html.escape(preview.channel)}</b>" + (" (paused)" if preview.paused else "")
     lines = [head]
     if preview.planned:
@@ -226,17 +190,15 @@ def skip_target(args: Sequence[str], channel_names: Sequence[str]) -> tuple[str,
     return ""
 
 
-@admin_only
 async def skip(update: Update, context: Context) -> None:
     """/skip [CHANNEL] ITEM: never post that item to the channel."""
-    names = await in_session(context, views.channel_names)
+    names = await run_db(context, views.channel_names)
     target = skip_target(context.args or [], names)
     if isinstance(target, str):
-        await _usage(update, "skip", target or None)
-        return
+        raise UsageError(target or None)
     name, item_id = target
     try:
-        await asyncio.to_thread(skip_item, db_of(context), name, item_id, actor=actor_of(update))
+        await run_db(context, skip_item, name, item_id, actor=actor_of(update))
     except (NotFoundError, ValueError) as exc:
         await reply(update, html.escape(str(exc)))
         return
@@ -248,32 +210,29 @@ async def _outcomes(context: Context, post_ids: list[int]) -> dict[int, tuple[st
     loop = asyncio.get_running_loop()
     deadline = loop.time() + POSTNOW_WAIT
     while True:
-        states = await in_session(context, views.posts_by_id, post_ids)
+        states = await run_db(context, views.posts_by_id, post_ids)
         if all(state not in (PENDING, SENDING) for state, _ in states.values()) or loop.time() > deadline:
             return states
         await asyncio.sleep(0.1)
 
 
-@admin_only
 async def postnow(update: Update, context: Context) -> None:
     """/postnow CHANNEL [ITEM...]: post the given items (or the next due ones) at once."""
     args = context.args or []
     if not args or not all(a.isdigit() for a in args[1:]):
-        await _usage(update, "postnow")
-        return
+        raise UsageError()
     name, item_ids = args[0], [int(a) for a in args[1:]]
     actor = actor_of(update)
     try:
-        paused = await in_session(context, views.check_post_targets, name, item_ids)
+        paused = await run_db(context, views.check_post_targets, name, item_ids)
     except NotFoundError as exc:
-        await _usage(update, "postnow", str(exc))
-        return
+        raise UsageError(str(exc)) from None
     if paused:
         await reply(update, f"<b>{html.escape(name)}</b> is paused; /resume {html.escape(name)} first.")
         return
     posts = await context.bot_data["publisher"].post_now(name, item_ids or None)
     post_ids = [post.id for post in posts]
-    await in_session(context, audit, actor, "postnow", f"channel:{name}",
+    await run_db(context, actions.audit, actor, "postnow", f"channel:{name}",
                      {"items": item_ids, "posts": post_ids})
     if not posts:
         why = (f"item(s) {', '.join(map(str, item_ids))} were already posted to (or skipped in) {name}"
@@ -288,19 +247,16 @@ async def postnow(update: Update, context: Context) -> None:
     await reply(update, "\n".join(lines))
 
 
-@admin_only
 async def comment(update: Update, context: Context) -> None:
     """/comment ITEM TEXT: the editor's commentary, shown by the item's next post."""
     args = context.args or []
     if len(args) < 2 or not args[0].isdigit():
-        await _usage(update, "comment")
-        return
+        raise UsageError()
     item_id, text = int(args[0]), " ".join(args[1:])
     try:
-        await in_session(context, add_commentary, item_id, text, author=actor_of(update))
+        await run_db(context, actions.add_commentary, item_id, text, author=actor_of(update))
     except (NotFoundError, ValueError) as exc:
-        await _usage(update, "comment", str(exc))
-        return
+        raise UsageError(str(exc)) from None
     await reply(update, f"Commentary saved for item {item_id}; its next post shows it.")
 
 
@@ -316,13 +272,11 @@ def _resolve_markup(post_id: int) -> InlineKeyboardMarkup:
     ]])
 
 
-@admin_only
 async def uncertain(update: Update, context: Context) -> None:
     """/uncertain: posts that may or may not have been sent, or failed, each with its buttons."""
     if context.args:
-        await _usage(update, "uncertain")
-        return
-    posts, total = await in_session(context, views.problem_posts, limit=UNCERTAIN_SHOWN)
+        raise UsageError()
+    posts, total = await run_db(context, views.problem_posts, limit=UNCERTAIN_SHOWN)
     if not posts:
         await reply(update, "No uncertain or failed posts.")
         return
@@ -349,7 +303,7 @@ async def resolve(update: Update, context: Context) -> None:
         return
     actor = actor_of(update)
     try:
-        await asyncio.to_thread(resolve_post, db_of(context), int(post_id), action=action, actor=actor)
+        await run_db(context, resolve_post, int(post_id), action=action, actor=actor)
         outcome = f"Post {post_id} {RESOLVE_ACTIONS[action]} by {actor}."
     except NotFoundError:
         outcome = f"Post {post_id} was already resolved."
@@ -364,13 +318,11 @@ async def resolve(update: Update, context: Context) -> None:
 # Stats and ingest
 
 
-@admin_only
 async def stats(update: Update, context: Context) -> None:
     """/stats: items, posts by state, 429s received and each channel's last post."""
     if context.args:
-        await _usage(update, "stats")
-        return
-    totals = await in_session(context, views.delivery_stats)
+        raise UsageError()
+    totals = await run_db(context, views.delivery_stats)
     lines = [
         "<b>Stats</b>",
         f"items: {totals.items}",
@@ -404,12 +356,10 @@ def _ingest_summary(report: IngestReport) -> str:
     return "\n".join(lines)
 
 
-@admin_only
 async def ingest_command(update: Update, context: Context) -> None:
     """/ingest: read archive.paths into the database now and report what changed."""
     if context.args:
-        await _usage(update, "ingest")
-        return
+        raise UsageError()
     lock: asyncio.Lock = context.bot_data.setdefault("ingest_lock", asyncio.Lock())
     if lock.locked():
         await reply(update, "An ingest is already running; its summary follows when it ends.")
@@ -417,9 +367,8 @@ async def ingest_command(update: Update, context: Context) -> None:
     config = config_of(context)
     async with lock:
         await reply(update, f"Ingesting {html.escape(', '.join(config.archive.paths))} …")
-        report = await asyncio.to_thread(ingest, db_of(context), config.archive.paths,
-                                         max_bytes=config.archive.max_document_bytes)
+        report = await run_db(context, ingest, config.archive.paths, max_bytes=config.archive.max_document_bytes)
         summary = report.as_dict()
-        await in_session(context, audit, actor_of(update), "ingest", "archive",
+        await run_db(context, actions.audit, actor_of(update), "ingest", "archive",
                          {"documents": summary["documents"], "items": summary["items"]})
     await reply(update, _ingest_summary(report))

@@ -1,4 +1,4 @@
-"""What subscriber and admin handlers share: database calls, replies, links, the admin gate, the error handler."""
+"""What subscriber and admin handlers share: database calls, replies, links, UsageError, the admin gate, the error handler."""
 
 from __future__ import annotations
 
@@ -13,13 +13,12 @@ from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.orm import Session
 from telegram import InlineKeyboardMarkup, LinkPreviewOptions, Message, Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
-from bot.app import notify_admins
-from digests.config import Config
+from bot.config import BotConfig
+from bot.notify import notify_admins
 from digests.items import ItemView
 from digests.store.db import Database
 from digests.views import Listing, PostRef
@@ -39,27 +38,13 @@ REFUSAL = "抱歉，这个命令只对管理员开放。/ Sorry, this command is
 APOLOGY = "抱歉，出了点问题，管理员已收到通知。/ Sorry, something went wrong; the admins have been told."
 ERROR_REPEAT_WINDOW = 300.0  # seconds in which the same error is told to the admins only once
 
-# (command, description) in menu order; bot.handlers maps each to its handler.
-PUBLIC_MENU: tuple[tuple[str, str], ...] = (
-    ("search", "搜索归档 / search the archive: /search WORDS"),
-    ("latest", "最新条目 / the newest items"),
-    ("item", "查看一条 / one item: /item ID"),
-    ("help", "帮助 / help"),
-    ("start", "开始 / start"),
-)
-ADMIN_MENU: tuple[tuple[str, str], ...] = (
-    ("channels", "channels, schedules and queues"),
-    ("schedule", "show or set a schedule: /schedule CHANNEL [set CRON]"),
-    ("pause", "pause a channel: /pause CHANNEL"),
-    ("resume", "resume a channel: /resume CHANNEL"),
-    ("queue", "the next posts with previews: /queue CHANNEL"),
-    ("skip", "never post an item: /skip [CHANNEL] ITEM"),
-    ("postnow", "post now: /postnow CHANNEL [ITEM]"),
-    ("comment", "editor's commentary: /comment ITEM TEXT"),
-    ("uncertain", "posts that may not have been sent"),
-    ("stats", "items, posts, 429s, last posts"),
-    ("ingest", "ingest archive.paths now"),
-)
+
+class UsageError(Exception):
+    """A command used wrongly: bot.commands answers with the problem, if any, and the command's usage."""
+
+    def __init__(self, problem: str | None = None) -> None:
+        super().__init__(problem or "")
+        self.problem = problem
 
 
 def db_of(context: Context) -> Database:
@@ -67,21 +52,15 @@ def db_of(context: Context) -> Database:
     return db
 
 
-def config_of(context: Context) -> Config:
-    config: Config = context.bot_data["config"]
+def config_of(context: Context) -> BotConfig:
+    config: BotConfig = context.bot_data["config"]
     return config
 
 
-async def in_session(context: Context, fn: Callable[Concatenate[Session, P], T], *args: P.args,
-                     **kwargs: P.kwargs) -> T:
-    """fn(session, ...) in a worker thread, in one transaction (the event loop never waits on the database)."""
-    db = db_of(context)
-
-    def work() -> T:
-        with db.session() as session:
-            return fn(session, *args, **kwargs)
-
-    return await asyncio.to_thread(work)
+async def run_db(context: Context, fn: Callable[Concatenate[Database, P], T], *args: P.args,
+                 **kwargs: P.kwargs) -> T:
+    """fn(db, ...) in a worker thread: the event loop never waits on the database."""
+    return await asyncio.to_thread(fn, db_of(context), *args, **kwargs)
 
 
 def actor_of(update: Update) -> str:

@@ -1,4 +1,4 @@
-"""Subscriber commands: /start, /help, /search (with paging buttons), /latest, /item and inline search."""
+"""Subscriber commands: /search (with paging buttons), /latest, /item and inline search."""
 
 from __future__ import annotations
 
@@ -18,17 +18,15 @@ from telegram import (
 from telegram.constants import ParseMode
 
 from bot.handlers.common import (
-    ADMIN_MENU,
     NO_PREVIEW,
     NOTHING_FOUND,
-    PUBLIC_MENU,
     Context,
+    UsageError,
     day_of,
-    in_session,
-    is_admin,
     listing_html,
     post_links,
     reply,
+    run_db,
 )
 from digests.errors import NotFoundError
 from digests.formatting.blurb import BlurbFormatter
@@ -37,36 +35,11 @@ from digests.views import Listing, item_listing, latest_listing, search_listing
 PAGE_SIZE = 5
 INLINE_PAGE_SIZE = 10
 SEARCH_MARK = "🔎 "  # a search reply's first line is this and the query: the buttons read it back
-SEARCH_USAGE = "Usage: /search WORDS\n用法：/search 关键词（例如 /search 开源）"
-ITEM_USAGE = "Usage: /item ID\n用法：/item 编号（搜索结果里的 ID）"
-WELCOME = ("你好！这里可以搜索「硬核观察」的新闻归档。\n"
-           "Hello! This bot searches the archive of the 硬核观察 tech-news column.")
 
 
 @cache
 def _formatter() -> BlurbFormatter:
     return BlurbFormatter()
-
-
-def _help_text(admin: bool) -> str:
-    lines = [f"/{name} — {html.escape(text)}" for name, text in PUBLIC_MENU]
-    lines.append("@bot 关键词 — 在任意聊天里分享 / share results in any chat")
-    if admin:
-        lines.append("\n<b>Admin</b>")
-        lines += [f"/{name} — {html.escape(text)}" for name, text in ADMIN_MENU]
-    return "\n".join(lines)
-
-
-async def start(update: Update, context: Context) -> None:
-    """Greet the user and show what the bot can do."""
-    user = update.effective_user
-    await reply(update, f"{html.escape(WELCOME)}\n\n{_help_text(is_admin(context, user.id if user else None))}")
-
-
-async def help_command(update: Update, context: Context) -> None:
-    """List the commands (admins see theirs as well)."""
-    user = update.effective_user
-    await reply(update, _help_text(is_admin(context, user.id if user else None)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -102,9 +75,8 @@ async def search(update: Update, context: Context) -> None:
     """/search WORDS: the first page of matching items."""
     query = " ".join(context.args or [])
     if not query:
-        await reply(update, html.escape(SEARCH_USAGE))
-        return
-    listing = await in_session(context, search_listing, query, limit=PAGE_SIZE)
+        raise UsageError()
+    listing = await run_db(context, search_listing, query, limit=PAGE_SIZE)
     if not listing.views:
         await reply(update, f"{NOTHING_FOUND}: {html.escape(query)}")
         return
@@ -132,7 +104,7 @@ async def search_page(update: Update, context: Context) -> None:
         await callback.answer("请重新搜索 / please search again: /search WORDS", show_alert=True)
         return
     offset = int(offset_text)
-    listing = await in_session(context, search_listing, query, limit=PAGE_SIZE, offset=offset)
+    listing = await run_db(context, search_listing, query, limit=PAGE_SIZE, offset=offset)
     if not listing.views:
         await callback.answer(f"{NOTHING_FOUND}")
         return
@@ -149,9 +121,8 @@ async def search_page(update: Update, context: Context) -> None:
 async def latest(update: Update, context: Context) -> None:
     """/latest: the five newest items."""
     if context.args:
-        await reply(update, "Usage: /latest")
-        return
-    listing = await in_session(context, latest_listing, limit=PAGE_SIZE)
+        raise UsageError()
+    listing = await run_db(context, latest_listing, limit=PAGE_SIZE)
     if not listing.views:
         await reply(update, NOTHING_FOUND)
         return
@@ -172,10 +143,9 @@ async def item(update: Update, context: Context) -> None:
     """/item ID: one item in full, with its links and where the channel posted it."""
     args = context.args or []
     if len(args) != 1 or not args[0].isdigit():
-        await reply(update, html.escape(ITEM_USAGE))
-        return
+        raise UsageError()
     try:
-        listing = await in_session(context, item_listing, int(args[0]))
+        listing = await run_db(context, item_listing, int(args[0]))
     except NotFoundError:
         await reply(update, f"{NOTHING_FOUND}: ID {int(args[0])}")
         return
@@ -204,9 +174,9 @@ async def inline_search(update: Update, context: Context) -> None:
     query = " ".join(inline.query.split())
     offset = int(inline.offset) if inline.offset.isdigit() else 0
     if query:
-        listing = await in_session(context, search_listing, query, limit=INLINE_PAGE_SIZE, offset=offset)
+        listing = await run_db(context, search_listing, query, limit=INLINE_PAGE_SIZE, offset=offset)
     else:
-        listing = await in_session(context, latest_listing, limit=INLINE_PAGE_SIZE)
+        listing = await run_db(context, latest_listing, limit=INLINE_PAGE_SIZE)
     results = [_article(listing, i) for i in range(len(listing.views))]
     button = None
     if not results and offset == 0:

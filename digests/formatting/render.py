@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-from digests.config import ChannelConfig
+from digests.config import ChannelConfig, Config
 from digests.formatting.blurb import BlurbConfig, BlurbFormatter
 from digests.items import ItemView
 
@@ -46,3 +47,19 @@ def make_renderer() -> Renderer:
         return [RenderedPost(m.html, m.photo, [int(i) for i in m.item_ids if i is not None]) for m in messages]
 
     return render
+
+
+def check_templates(config: Config, config_path: str | Path | None) -> None:
+    """Resolve template overrides against the config file's folder (else the working directory), compile them now.
+
+    A broken template stops start-up (TemplateError names the file and line), not the first post.
+    """
+    base = Path(config_path).resolve().parent if config_path is not None else Path.cwd()
+    for channel in config.channels:
+        templates = channel.templates
+        for name in ("single", "digest", "photo"):
+            value = getattr(templates, name)
+            if value and not Path(value).is_absolute():
+                setattr(templates, name, str(base / value))
+        if templates.single or templates.digest or templates.photo:
+            BlurbFormatter(channel)

@@ -15,9 +15,9 @@ import httpx
 
 from digests.config import CommentatorConfig
 from digests.items import ItemView
-from digests.queries import add_commentary, item_views
 from digests.store import posts
 from digests.store.db import Database
+from digests.store.items import add_commentary, item_views
 
 log = logging.getLogger(__name__)
 MAX_LENGTH = 140

@@ -14,15 +14,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from digests.channels import get_channel, settings_of
+from digests.channels import settings_of
 from digests.clock import utcnow
 from digests.formatting.render import Renderer
 from digests.publishing.due import advance_cursor_to, due_items, select_due
 from digests.publishing.selection import group_for_posts
-from digests.queries import item_views
 from digests.states import DRY_RUN, PENDING
 from digests.store import posts
+from digests.store.channels import get_channel
 from digests.store.db import Database, Session
+from digests.store.items import item_views
 from digests.store.models import Channel, Item, Post
 
 log = logging.getLogger(__name__)

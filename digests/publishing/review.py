@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from digests.channels import get_channel
 from digests.clock import utcnow
 from digests.errors import NotFoundError
-from digests.queries import audit, get_item
 from digests.states import FAILED, PENDING, SENT, SKIPPED, UNCERTAIN
 from digests.store import posts
+from digests.store.audit import audit
+from digests.store.channels import get_channel
 from digests.store.db import Database
+from digests.store.items import get_item
 from digests.store.models import Post
 
 RESOLVABLE = (UNCERTAIN, FAILED)  # the states only an admin moves a post out of

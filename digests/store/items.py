@@ -1,16 +1,17 @@
-"""Read and write helpers over the store that the CLI and the bot share."""
+"""Items in the database: read as views (commentary resolved), listed, counted, annotated."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from digests.clock import utcnow
 from digests.errors import NotFoundError
 from digests.items import ItemView
-from digests.store.models import AuditEntry, Commentary, Document, Item, utcnow
+from digests.store.audit import audit
+from digests.store.models import Commentary, Document, Item
 
 
 def item_views(session: Session, items: list[Item]) -> list[ItemView]:
@@ -77,9 +78,3 @@ def add_commentary(session: Session, item_id: int, text: str, *, author: str, or
         audit(session, author, "comment", f"item:{item_id}", {"text": text}, now=now)
     session.flush()
     return entry
-
-
-def audit(session: Session, actor: str, action: str, target: str = "", detail: dict[str, Any] | None = None,
-          *, now: datetime | None = None) -> None:
-    """Record an admin action: who, what, when."""
-    session.add(AuditEntry(actor=actor, action=action, target=target, detail=detail or {}, at=now or utcnow()))

@@ -1,0 +1,44 @@
+"""`digestbot ingest`: files, folders and archives into the database, with a summary."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from bot.cli.context import EXIT_FAILED, EXIT_OK, Context
+from bot.cli.output import print_ingest_report, print_json
+
+
+def cmd_ingest(ctx: Context) -> int:
+    """Ingest files, folders and .zip/.tar.gz archives (default: archive.paths)."""
+    from digests.ingest import ingest
+
+    paths = ctx.args.paths or ctx.config.archive.paths
+    as_json = ctx.args.json
+    if not getattr(ctx.args, "verbose", False):  # the summary lists every failure already
+        logging.getLogger("digests.ingest").setLevel(logging.ERROR)
+    progress_cb: Callable[[str], None] | None = None
+    progress_ctx = None
+    if not as_json and sys.stderr.isatty():
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        progress_ctx = Progress(SpinnerColumn(), TextColumn("{task.completed} documents"),
+                                TextColumn("[dim]{task.description}"), TimeElapsedColumn(), transient=True)
+        progress_ctx.start()
+        task = progress_ctx.add_task("", total=None)
+
+        def progress_cb(path: str) -> None:
+            progress_ctx.update(task, advance=1, description=Path(path.split("!")[-1]).name[-40:])
+
+    try:
+        report = ingest(ctx.db, paths, max_bytes=ctx.config.archive.max_document_bytes, progress=progress_cb)
+    finally:
+        if progress_ctx is not None:
+            progress_ctx.stop()
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        print_ingest_report(report)
+    return EXIT_FAILED if report.documents_failed else EXIT_OK
