@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import JSON, create_engine, select, text  # noqa: E402
 
 from digests import search  # noqa: E402
-from digests.ingest import ingest  # noqa: E402
+from digests.ingest.pipeline import ingest  # noqa: E402
 from digests.store import Database, open_database  # noqa: E402
 from digests.store.db import normalise_url  # noqa: E402
 from digests.store.models import Item  # noqa: E402

@@ -67,7 +67,7 @@ def _console():  # rich is imported only by commands that draw
 
 def cmd_ingest(ctx: Context) -> int:
     """Ingest files, folders and .zip/.tar.gz archives (default: archive.paths)."""
-    from digests.ingest import ingest
+    from digests.ingest.pipeline import ingest
 
     paths = ctx.args.paths or ctx.config.archive.paths
     as_json = ctx.args.json

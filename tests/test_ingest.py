@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from bot.cli import main
-from digests.ingest import decode_document, ingest
+from digests.ingest.decode import decode_document
+from digests.ingest.pipeline import ingest
 from digests.store.models import Document, Item, ItemSource
 
 SEED_COUNTS = {"000": 3, "001": 35, "002": 15, "003": 1, "004": 3}
@@ -254,7 +255,7 @@ def test_many_small_batches_store_what_one_batch_stores(db, tmp_path: Path, monk
     matter (duplicates across batches, search entries, the report)."""
     import shutil
 
-    from digests import ingest as ingest_module
+    from digests.ingest import pipeline as ingest_module
     from digests.search import search_items
     from digests.store import open_database
 

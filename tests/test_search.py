@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select, text
 
 from digests import search
-from digests.ingest import ingest
+from digests.ingest.pipeline import ingest
 from digests.search import RANK_WINDOW, index_tokens, parse_query, search_items
 from digests.store import open_database
 from digests.store.models import Item

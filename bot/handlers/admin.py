@@ -33,7 +33,7 @@ from digests import views
 from digests.channels import set_paused, set_schedule
 from digests.config import ChannelConfig
 from digests.errors import NotFoundError
-from digests.ingest import IngestReport, ingest
+from digests.ingest.pipeline import IngestReport, ingest
 from digests.publishing.delivery import resolve_post, skip_item
 from digests.queries import add_commentary, audit
 from digests.store.models import PENDING, SENDING

@@ -75,6 +75,20 @@ def fingerprint(item: ParsedItem) -> str:
     return hashlib.sha1(key.encode("utf-8")).hexdigest()
 
 
+def fingerprinted_items(items: list[ParsedItem]) -> list[tuple[str, ParsedItem]]:
+    """(fingerprint, item) for the first item of each key; items of one document that share a URL
+    stay distinct items."""
+    firsts: dict[str, tuple[str, ParsedItem]] = {}
+    used: set[str] = set()
+    for item in items:
+        fp = fingerprint(item)
+        if fp in used:
+            fp = hashlib.sha1(f"{fp}|{item.key}".encode()).hexdigest()
+        used.add(fp)
+        firsts.setdefault(item.key, (fp, item))
+    return list(firsts.values())
+
+
 def clean_text(text: str) -> str:
     """Unicode NFC, no control or zero-width characters, runs of spaces folded, lines trimmed."""
     # Each regex runs only when its cheap `in` test says it could change something: an ingest

@@ -1,0 +1,111 @@
+"""Walking the archive: files, folders and the members of .zip and .tar archives, in a stable order."""
+
+from __future__ import annotations
+
+import os
+import tarfile
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+_ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
+# What Source.read raises for a file or member that cannot be read.
+READ_ERRORS: tuple[type[Exception], ...] = (OSError, zipfile.BadZipFile, tarfile.TarError, EOFError)
+
+
+@dataclass(slots=True)
+class Source:
+    """One document to ingest: where it is (a path, or archive!member) and how to read it."""
+
+    path: str
+    size: int
+    read: Callable[[], bytes]
+
+
+def iter_sources(paths: Iterable[str | Path]) -> Iterator[Source | tuple[str, str]]:
+    """Every document below paths, in a stable order; (path, reason) for what cannot be opened."""
+    for raw in paths:
+        path = Path(raw).expanduser().resolve()
+        if path.is_dir():
+            # Plain strings from here on: a Path per file cost as much as reading a small file.
+            for dirpath, dirnames, filenames in os.walk(path):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                for name in sorted(filenames):
+                    if name.startswith("."):
+                        continue
+                    yield from _file_sources(os.path.join(dirpath, name))
+        elif path.exists():
+            yield from _file_sources(str(path))
+        else:
+            yield (str(path), "no such file or directory")
+
+
+def _is_archive(name: str) -> bool:
+    return name.lower().endswith(_ARCHIVE_SUFFIXES)
+
+
+def _hidden(name: str) -> bool:
+    return any(part.startswith(".") or part == "__MACOSX" for part in Path(name).parts if part not in (".", ".."))
+
+
+def _file_sources(path: str) -> Iterator[Source | tuple[str, str]]:
+    if _is_archive(path):
+        yield from (_zip_sources(Path(path)) if path.lower().endswith(".zip") else _tar_sources(Path(path)))
+        return
+    try:
+        size = os.stat(path).st_size
+    except OSError as exc:
+        yield (path, f"cannot read: {exc.strerror}")
+        return
+    yield Source(path, size, partial(_read_file, path))
+
+
+def _read_file(path: str) -> bytes:
+    with open(path, "rb") as file:
+        return file.read()
+
+
+def _zip_sources(path: Path) -> Iterator[Source | tuple[str, str]]:
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        yield (str(path), f"not a readable zip archive: {exc}")
+        return
+    with archive:
+        for info in sorted(archive.infolist(), key=lambda i: i.filename):
+            if info.is_dir() or _hidden(info.filename):
+                continue
+            yield Source(f"{path}!{info.filename}", info.file_size,
+                         partial(_read_zip_member, path, info.filename))
+
+
+def _read_zip_member(archive: Path, name: str) -> bytes:
+    with zipfile.ZipFile(archive) as zf:
+        return zf.read(name)
+
+
+def _tar_sources(path: Path) -> Iterator[Source | tuple[str, str]]:
+    try:
+        archive = tarfile.open(path)  # noqa: SIM115  (closed by the with below)
+    except (tarfile.TarError, OSError) as exc:
+        yield (str(path), f"not a readable tar archive: {exc}")
+        return
+    with archive:
+        try:
+            members = sorted((m for m in archive.getmembers() if m.isfile()), key=lambda m: m.name)
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            yield (str(path), f"broken tar archive: {exc}")
+            return
+        for member in members:
+            if _hidden(member.name):
+                continue
+            # read() is called while this generator is suspended, so the archive is still open.
+            yield Source(f"{path}!{member.name}", member.size,
+                         partial(_read_tar_member, archive, member))
+
+
+def _read_tar_member(archive: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    extracted = archive.extractfile(member)
+    return extracted.read() if extracted is not None else b""
