@@ -1,4 +1,4 @@
-"""Normalisation: canonical URLs, fingerprints for cross-source dedupe, clean text."""
+"""Normalisation: canonical URLs, fingerprints for cross-source dedupe, the stored form of text."""
 
 from __future__ import annotations
 
@@ -89,10 +89,10 @@ def fingerprinted_items(items: list[ParsedItem]) -> list[tuple[str, ParsedItem]]
     return list(firsts.values())
 
 
-def clean_text(text: str) -> str:
-    """Unicode NFC, no control or zero-width characters, runs of spaces folded, lines trimmed."""
+def normalise_text(text: str) -> str:
+    """Text as stored: NFC, no control or zero-width characters, spaces folded, lines trimmed."""
     # Each regex runs only when its cheap `in` test says it could change something: an ingest
-    # cleans every field of every item, and most fields are already clean.
+    # normalises every field of every item, and most fields are already in their stored form.
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = unicodedata.normalize("NFC", text)
@@ -109,19 +109,19 @@ def clean_text(text: str) -> str:
     return text.strip()
 
 
-def clean_line(text: str) -> str:
-    """clean_text on one line: newlines become spaces."""
-    return " ".join(clean_text(text).split("\n")).strip()
+def normalise_line(text: str) -> str:
+    """normalise_text for a one-line field: newlines become spaces."""
+    return " ".join(normalise_text(text).split("\n")).strip()
 
 
 def normalise_item(item: ParsedItem) -> ParsedItem:
     """The item with clean text fields, deduplicated links and tags, the primary link first."""
-    item.title = clean_line(item.title)[:1000]
-    item.summary = clean_text(item.summary)
-    item.commentary = clean_text(item.commentary)
-    item.source = clean_line(item.source)[:256]
-    item.author = clean_line(item.author)[:256]
-    item.category = clean_line(item.category)[:128]
+    item.title = normalise_line(item.title)[:1000]
+    item.summary = normalise_text(item.summary)
+    item.commentary = normalise_text(item.commentary)
+    item.source = normalise_line(item.source)[:256]
+    item.author = normalise_line(item.author)[:256]
+    item.category = normalise_line(item.category)[:128]
     item.url = item.url.strip()
     links: list[str] = []
     for link in [item.url, *item.links]:
@@ -131,7 +131,7 @@ def normalise_item(item: ParsedItem) -> ParsedItem:
     item.links = links
     tags: list[str] = []
     for tag in item.tags:
-        tag = clean_line(str(tag))
+        tag = normalise_line(str(tag))
         if tag and tag not in tags:
             tags.append(tag)
     if item.category == COLUMN_CATEGORY and tags:
