@@ -7,6 +7,10 @@ Every format module exposes:
   the file name);
 - ``parse(text: str, *, path: str = "") -> list[ParsedItem]``: the items, or ``ParseError``
   with a reason a user can act on. ``path`` is only a hint (Jekyll dates in file names).
+
+What several formats share lives in the underscored modules: ``_frontmatter`` (YAML front
+matter), ``_markdown`` (Markdown line regexes, inline Markdown to text), ``_links`` (http(s)
+URLs, hosts, redirects, unique), ``_text`` (clean lines, clipping, HTML to text, keys, dates).
 """
 
 from __future__ import annotations
