@@ -285,3 +285,52 @@ def test_many_small_batches_store_what_one_batch_stores(db, tmp_path: Path, monk
     with db.session() as session:
         assert [item.title for item in search_items(session, "第二条").results] == ["测试用的第二条新闻"]
     whole_db.dispose()
+
+
+def _cli_ingest(tmp_path: Path, *paths: Path) -> dict:
+    """`digestbot ingest --json` in a child process: a hang fails the test instead of the suite."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DIGESTBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+    code = "import sys; from bot.cli import main; sys.exit(main(sys.argv[1:]))"
+    try:
+        done = subprocess.run([sys.executable, "-c", code, "ingest", *map(str, paths), "--json"], env=env,
+                              cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("ingest did not finish within 60 s")
+    return json.loads(done.stdout)
+
+
+def test_fifo_and_socket_in_an_archive_folder_are_reported_and_the_rest_goes_on(tmp_path: Path) -> None:
+    import socket
+
+    archive = tmp_path / "a"
+    archive.mkdir()
+    (archive / "good.md").write_text(COLUMN, encoding="utf-8")
+    os.mkfifo(archive / "pipe.md")
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(archive / "sock.md"))
+    try:
+        summary = _cli_ingest(tmp_path, archive)
+    finally:
+        listener.close()
+    reasons = {Path(f["path"]).name: f["reason"] for f in summary["failures"]}
+    assert reasons == {"pipe.md": "not a regular file: fifo", "sock.md": "not a regular file: socket"}
+    assert summary["items"]["new"] == 2
+
+
+def test_device_file_in_an_archive_folder_is_reported_not_read(tmp_path: Path) -> None:
+    import stat
+
+    archive = tmp_path / "a"
+    archive.mkdir()
+    (archive / "good.md").write_text(COLUMN, encoding="utf-8")
+    try:  # a /dev/zero: reading it never ends
+        os.mknod(archive / "zero.md", stat.S_IFCHR | 0o600, os.makedev(1, 5))
+    except PermissionError:
+        pytest.skip("making a device file needs CAP_MKNOD")
+    summary = _cli_ingest(tmp_path, archive)
+    assert [(Path(f["path"]).name, f["reason"]) for f in summary["failures"]] == [
+        ("zero.md", "not a regular file: character device")]
+    assert summary["items"]["new"] == 2

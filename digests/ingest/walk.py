@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import tarfile
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
@@ -13,6 +14,10 @@ from pathlib import Path
 _ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 # What Source.read raises for a file or member that cannot be read.
 READ_ERRORS: tuple[type[Exception], ...] = (OSError, zipfile.BadZipFile, tarfile.TarError, EOFError)
+# Only regular files are read: a FIFO blocks its reader until someone writes, a device never ends.
+_NOT_REGULAR = ((stat.S_ISFIFO, "fifo"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"),
+                (stat.S_ISBLK, "block device"), (stat.S_ISDIR, "directory"))
+_NONBLOCKING = getattr(os, "O_NONBLOCK", 0)
 
 
 @dataclass(slots=True)
@@ -50,20 +55,32 @@ def _hidden(name: str) -> bool:
     return any(part.startswith(".") or part == "__MACOSX" for part in Path(name).parts if part not in (".", ".."))
 
 
+def _file_kind(mode: int) -> str:
+    return next((name for is_kind, name in _NOT_REGULAR if is_kind(mode)), "special file")
+
+
 def _file_sources(path: str) -> Iterator[Source | tuple[str, str]]:
-    if _is_archive(path):
-        yield from (_zip_sources(Path(path)) if path.lower().endswith(".zip") else _tar_sources(Path(path)))
-        return
     try:
-        size = os.stat(path).st_size
+        status = os.stat(path)
     except OSError as exc:
         yield (path, f"cannot read: {exc.strerror}")
         return
-    yield Source(path, size, partial(_read_file, path))
+    if not stat.S_ISREG(status.st_mode):
+        yield (path, f"not a regular file: {_file_kind(status.st_mode)}")
+        return
+    if _is_archive(path):
+        yield from (_zip_sources(Path(path)) if path.lower().endswith(".zip") else _tar_sources(Path(path)))
+        return
+    yield Source(path, status.st_size, partial(_read_file, path))
 
 
 def _read_file(path: str) -> bytes:
-    with open(path, "rb") as file:
+    # Non-blocking, then checked again: a file swapped for a FIFO since the walk must not hang us.
+    fd = os.open(path, os.O_RDONLY | _NONBLOCKING)
+    with open(fd, "rb") as file:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise OSError(f"not a regular file: {_file_kind(mode)}")
         return file.read()
 
 
