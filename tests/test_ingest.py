@@ -334,3 +334,25 @@ def test_device_file_in_an_archive_folder_is_reported_not_read(tmp_path: Path) -
     assert [(Path(f["path"]).name, f["reason"]) for f in summary["failures"]] == [
         ("zero.md", "not a regular file: character device")]
     assert summary["items"]["new"] == 2
+
+
+UNCLOSED = "front matter is not closed (no closing ---)"
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"", "empty file"),
+        (b"\xef\xbb\xbf", "empty file"),
+        (b" \n\t\r\n", "empty file (only whitespace)"),
+        ("---\ntitle: 只写了开头\ncategory: 技术\n".encode(), UNCLOSED),  # a Jekyll post cut short
+        (COLUMN.split("---\n\n")[0].encode(), UNCLOSED),  # a linux.cn article cut before its fence
+    ],
+    ids=["empty", "bom-only", "whitespace", "jekyll-cut", "linuxcn-cut"],
+)
+def test_empty_files_and_unclosed_front_matter_say_what_is_wrong(sqlite_db, tmp_path: Path, content: bytes,
+                                                                   reason: str) -> None:
+    doc = tmp_path / "doc.md"
+    doc.write_bytes(content)
+    report = ingest(sqlite_db, [doc])
+    assert report.failures == [(str(doc), reason)]

@@ -17,19 +17,24 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from digests.errors import UnknownFormatError
+from digests.errors import ParseError, UnknownFormatError
 from digests.items import ParsedItem
 from digests.parsers import feed, jekyll, linuxcn, newsletter, rssjson
+from digests.parsers._frontmatter import UNCLOSED, front_matter_bounds, has_front_matter
 
 # Order matters: the most specific sniffers first (linux.cn before generic Jekyll front matter).
 FORMATS: tuple[ModuleType, ...] = (rssjson, feed, linuxcn, jekyll, newsletter)
 
 
 def detect_format(text: str) -> ModuleType:
-    """The parser module for this text, or UnknownFormatError."""
+    """The parser module for this text; ParseError saying what is wrong when there is none."""
+    if not text or text.isspace():
+        raise ParseError("empty file" if not text else "empty file (only whitespace)")
     for module in FORMATS:
         if module.sniff(text):
             return module
+    if has_front_matter(text) and front_matter_bounds(text) is None:
+        raise ParseError(UNCLOSED)  # cut short: too little is left to tell which format it was
     raise UnknownFormatError("unknown format: not a linux.cn article, Jekyll post, newsletter, "
                              "RSS-reader JSON record or RSS/Atom feed")
 
