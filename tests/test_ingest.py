@@ -356,3 +356,28 @@ def test_empty_files_and_unclosed_front_matter_say_what_is_wrong(sqlite_db, tmp_
     doc.write_bytes(content)
     report = ingest(sqlite_db, [doc])
     assert report.failures == [(str(doc), reason)]
+
+
+def test_tar_links_and_devices_are_reported_by_member_name(sqlite_db, tmp_path: Path) -> None:
+    import io
+
+    bundle = tmp_path / "bundle.tar"
+    with tarfile.open(bundle, "w") as tf:
+        data = COLUMN.encode("utf-8")
+        regular = tarfile.TarInfo("good.md")
+        regular.size = len(data)
+        tf.addfile(regular, io.BytesIO(data))
+        for name, kind, target in [("link.md", tarfile.SYMTYPE, "/etc/passwd"), ("hard.md", tarfile.LNKTYPE, "good.md"),
+                                   ("dev.md", tarfile.CHRTYPE, ""), ("pipe.md", tarfile.FIFOTYPE, ""),
+                                   ("folder", tarfile.DIRTYPE, "")]:
+            member = tarfile.TarInfo(name)
+            member.type, member.linkname = kind, target
+            tf.addfile(member)
+    report = ingest(sqlite_db, [bundle])
+    assert sorted(report.failures) == [
+        (f"{bundle}!dev.md", "not a regular file: character device"),
+        (f"{bundle}!hard.md", "not a regular file: hardlink to good.md"),
+        (f"{bundle}!link.md", "not a regular file: symlink to /etc/passwd"),
+        (f"{bundle}!pipe.md", "not a regular file: fifo"),
+    ]
+    assert report.items_new == 2 and report.documents_new == 1

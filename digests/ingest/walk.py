@@ -111,16 +111,31 @@ def _tar_sources(path: Path) -> Iterator[Source | tuple[str, str]]:
         return
     with archive:
         try:
-            members = sorted((m for m in archive.getmembers() if m.isfile()), key=lambda m: m.name)
+            members = sorted((m for m in archive.getmembers() if not m.isdir()), key=lambda m: m.name)
         except (tarfile.TarError, OSError, EOFError) as exc:
             yield (str(path), f"broken tar archive: {exc}")
             return
         for member in members:
             if _hidden(member.name):
                 continue
+            if not member.isfile():  # never followed: a link's target may be anywhere
+                yield (f"{path}!{member.name}", f"not a regular file: {_member_kind(member)}")
+                continue
             # read() is called while this generator is suspended, so the archive is still open.
             yield Source(f"{path}!{member.name}", member.size,
                          partial(_read_tar_member, archive, member))
+
+
+def _member_kind(member: tarfile.TarInfo) -> str:
+    if member.issym():
+        return f"symlink to {member.linkname}"
+    if member.islnk():
+        return f"hardlink to {member.linkname}"
+    if member.ischr():
+        return "character device"
+    if member.isblk():
+        return "block device"
+    return "fifo" if member.isfifo() else "special member"
 
 
 def _read_tar_member(archive: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
