@@ -381,3 +381,38 @@ def test_tar_links_and_devices_are_reported_by_member_name(sqlite_db, tmp_path: 
         (f"{bundle}!pipe.md", "not a regular file: fifo"),
     ]
     assert report.items_new == 2 and report.documents_new == 1
+
+
+def test_symlinks_out_of_the_archive_folder_are_reported_and_never_read(sqlite_db, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = outside / "secret.md"  # a document ingest would gladly read: it must not
+    secret.write_text(COLUMN.replace("example", "secret"), encoding="utf-8")
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "good.md").write_text(COLUMN, encoding="utf-8")
+    (archive / "passwd.md").symlink_to("/etc/passwd")
+    (archive / "relative.md").symlink_to("../outside/secret.md")
+    (archive / "chain.md").symlink_to("relative.md")  # inside, but it ends outside
+    (archive / "folder").symlink_to(outside, target_is_directory=True)
+    report = ingest(sqlite_db, [archive])
+    real = os.path.realpath
+    assert sorted(report.failures) == [
+        (str(archive / "chain.md"), f"symlink points outside the archive: {secret}"),
+        (str(archive / "folder"), f"symlink points outside the archive: {outside}"),
+        (str(archive / "passwd.md"), f"symlink points outside the archive: {real('/etc/passwd')}"),
+        (str(archive / "relative.md"), f"symlink points outside the archive: {secret}"),
+    ]
+    assert report.items_new == 2
+    assert all("secret" not in item.url for item in _live_items(sqlite_db))
+
+
+def test_symlink_within_the_archive_folder_is_followed_and_read_as_its_target(sqlite_db, tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    (archive / "2022").mkdir(parents=True)
+    (archive / "2022" / "column.md").write_text(COLUMN, encoding="utf-8")
+    (archive / "latest.md").symlink_to("2022/column.md")
+    report = ingest(sqlite_db, [archive])
+    assert report.failures == [] and report.documents_new == 2
+    assert report.items_new == 2 and report.items_duplicate == 2  # the same stories, stored once
+    assert len(_live_items(sqlite_db)) == 2

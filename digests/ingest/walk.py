@@ -17,7 +17,8 @@ READ_ERRORS: tuple[type[Exception], ...] = (OSError, zipfile.BadZipFile, tarfile
 # Only regular files are read: a FIFO blocks its reader until someone writes, a device never ends.
 _NOT_REGULAR = ((stat.S_ISFIFO, "fifo"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"),
                 (stat.S_ISBLK, "block device"), (stat.S_ISDIR, "directory"))
-_NONBLOCKING = getattr(os, "O_NONBLOCK", 0)
+# Paths are resolved by the walk: a link that appears in their place afterwards is not followed.
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
 
 
 @dataclass(slots=True)
@@ -34,17 +35,42 @@ def iter_sources(paths: Iterable[str | Path]) -> Iterator[Source | tuple[str, st
     for raw in paths:
         path = Path(raw).expanduser().resolve()
         if path.is_dir():
-            # Plain strings from here on: a Path per file cost as much as reading a small file.
-            for dirpath, dirnames, filenames in os.walk(path):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                for name in sorted(filenames):
-                    if name.startswith("."):
-                        continue
-                    yield from _file_sources(os.path.join(dirpath, name))
+            yield from _folder_sources(str(path))
         elif path.exists():
             yield from _file_sources(str(path))
         else:
             yield (str(path), "no such file or directory")
+
+
+def _folder_sources(root: str) -> Iterator[Source | tuple[str, str]]:
+    """Every document below a folder; hidden names skipped.
+
+    A symlink is followed only when it resolves inside the folder (a file link is read as its
+    target, under its own name; a folder link is not walked: its target is, where it is). One that
+    leads out of the folder is reported and never opened.
+    """
+    # Plain strings from here on: a Path per file cost as much as reading a small file.
+    for dirpath, dirnames, filenames in os.walk(root):
+        kept = []
+        for name in sorted(dirnames):
+            if name.startswith("."):
+                continue
+            full = os.path.join(dirpath, name)
+            if not os.path.islink(full):
+                kept.append(name)
+            elif not _within(target := os.path.realpath(full), root):
+                yield (full, f"symlink points outside the archive: {target}")
+        dirnames[:] = kept
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            full = os.path.join(dirpath, name)
+            if not os.path.islink(full):
+                yield from _file_sources(full)
+            elif _within(target := os.path.realpath(full), root):
+                yield from _file_sources(full, target)
+            else:
+                yield (full, f"symlink points outside the archive: {target}")
 
 
 def _is_archive(name: str) -> bool:
@@ -59,9 +85,15 @@ def _file_kind(mode: int) -> str:
     return next((name for is_kind, name in _NOT_REGULAR if is_kind(mode)), "special file")
 
 
-def _file_sources(path: str) -> Iterator[Source | tuple[str, str]]:
+def _within(path: str, root: str) -> bool:
+    return os.path.commonpath((path, root)) == root
+
+
+def _file_sources(path: str, real: str | None = None) -> Iterator[Source | tuple[str, str]]:
+    """The document(s) at path, read from real (the resolved target of a link) when given."""
+    real = real or path
     try:
-        status = os.stat(path)
+        status = os.stat(real)
     except OSError as exc:
         yield (path, f"cannot read: {exc.strerror}")
         return
@@ -69,14 +101,14 @@ def _file_sources(path: str) -> Iterator[Source | tuple[str, str]]:
         yield (path, f"not a regular file: {_file_kind(status.st_mode)}")
         return
     if _is_archive(path):
-        yield from (_zip_sources(Path(path)) if path.lower().endswith(".zip") else _tar_sources(Path(path)))
+        yield from (_zip_sources(path, real) if path.lower().endswith(".zip") else _tar_sources(path, real))
         return
-    yield Source(path, status.st_size, partial(_read_file, path))
+    yield Source(path, status.st_size, partial(_read_file, real))
 
 
 def _read_file(path: str) -> bytes:
     # Non-blocking, then checked again: a file swapped for a FIFO since the walk must not hang us.
-    fd = os.open(path, os.O_RDONLY | _NONBLOCKING)
+    fd = os.open(path, _OPEN_FLAGS)
     with open(fd, "rb") as file:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
@@ -84,36 +116,36 @@ def _read_file(path: str) -> bytes:
         return file.read()
 
 
-def _zip_sources(path: Path) -> Iterator[Source | tuple[str, str]]:
+def _zip_sources(path: str, real: str) -> Iterator[Source | tuple[str, str]]:
     try:
-        archive = zipfile.ZipFile(path)
+        archive = zipfile.ZipFile(real)
     except (zipfile.BadZipFile, OSError) as exc:
-        yield (str(path), f"not a readable zip archive: {exc}")
+        yield (path, f"not a readable zip archive: {exc}")
         return
     with archive:
         for info in sorted(archive.infolist(), key=lambda i: i.filename):
             if info.is_dir() or _hidden(info.filename):
                 continue
             yield Source(f"{path}!{info.filename}", info.file_size,
-                         partial(_read_zip_member, path, info.filename))
+                         partial(_read_zip_member, real, info.filename))
 
 
-def _read_zip_member(archive: Path, name: str) -> bytes:
+def _read_zip_member(archive: str, name: str) -> bytes:
     with zipfile.ZipFile(archive) as zf:
         return zf.read(name)
 
 
-def _tar_sources(path: Path) -> Iterator[Source | tuple[str, str]]:
+def _tar_sources(path: str, real: str) -> Iterator[Source | tuple[str, str]]:
     try:
-        archive = tarfile.open(path)  # noqa: SIM115  (closed by the with below)
+        archive = tarfile.open(real)  # noqa: SIM115  (closed by the with below)
     except (tarfile.TarError, OSError) as exc:
-        yield (str(path), f"not a readable tar archive: {exc}")
+        yield (path, f"not a readable tar archive: {exc}")
         return
     with archive:
         try:
             members = sorted((m for m in archive.getmembers() if not m.isdir()), key=lambda m: m.name)
         except (tarfile.TarError, OSError, EOFError) as exc:
-            yield (str(path), f"broken tar archive: {exc}")
+            yield (path, f"broken tar archive: {exc}")
             return
         for member in members:
             if _hidden(member.name):
