@@ -416,3 +416,58 @@ def test_symlink_within_the_archive_folder_is_followed_and_read_as_its_target(sq
     assert report.failures == [] and report.documents_new == 2
     assert report.items_new == 2 and report.items_duplicate == 2  # the same stories, stored once
     assert len(_live_items(sqlite_db)) == 2
+
+
+def test_pages_that_differ_only_in_a_query_parameter_stay_two_items(sqlite_db, tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    for n, version in enumerate(("6.1", "6.2")):
+        text = COLUMN.replace("99001", f"9900{n + 1}").replace("https://news.example.com/a",
+                                                                  f"https://kernel.org/doc/html?version={version}")
+        (archive / f"{n}.md").write_text(text, encoding="utf-8")
+    report = ingest(sqlite_db, [archive])
+    assert report.items_new == 3 and report.items_duplicate == 1  # the second section is one story
+    assert sorted(item.url for item in _live_items(sqlite_db)) == [
+        "https://kernel.org/doc/html?version=6.1", "https://kernel.org/doc/html?version=6.2",
+        "https://news.example.com/b"]
+
+
+WECHAT = "https://mp.weixin.qq.com/s?__biz=MzA3&mid=265&idx=1&sn=6f0e"
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("https://kernel.org/doc/html?version=6.1", "https://kernel.org/doc/html?version=6.2"),
+        ("https://example.org/docs/intro?lang=en", "https://example.org/docs/intro?lang=zh-cn"),
+        ("https://gitlab.com/group/project/-/tree?ref=main", "https://gitlab.com/group/project/-/tree?ref=dev"),
+        ("https://example.org/search?q=rust&source=github", "https://example.org/search?q=rust&source=gitlab"),
+        ("https://example.org/changes?from=2024-01-01", "https://example.org/changes?from=2024-02-01"),
+        ("https://news.ycombinator.com/item?id=1", "https://news.ycombinator.com/item?id=2"),
+        (WECHAT, WECHAT.replace("idx=1", "idx=2")),
+    ],
+)
+def test_canonical_urls_keep_apart_pages_that_differ(first: str, second: str) -> None:
+    from digests.ingest.normalize import canonical_url
+
+    assert canonical_url(first) != canonical_url(second)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("https://www.example.org/a/?utm_source=rss&utm_medium=feed", "http://example.org/a"),
+        ("https://example.org/a?UTM_Campaign=spring&id=7", "https://example.org/a?id=7"),
+        ("https://example.org/a?fbclid=IwAR0x&gclid=Cj0K&msclkid=9f", "https://example.org/a"),
+        ("https://example.org/a?mc_cid=1a&mc_eid=2b&_hsenc=p2&_hsmi=3", "https://example.org/a"),
+        ("https://www.aliyun.com/product/ecs?spm=5176.8142029.0.0", "https://www.aliyun.com/product/ecs"),
+        ("https://twitter.com/a/status/1?ref_src=twsrc%5Etfw", "https://twitter.com/a/status/1"),
+        ("https://example.org/p?b=2&a=1", "https://example.org/p?a=1&b=2"),
+        (WECHAT + "&chksm=84b1&scene=21&from=timeline&isappinstalled=0&lang=zh_CN", WECHAT),
+        ("https://mp.weixin.qq.com/s/AbC-d_1?scene=1", "https://mp.weixin.qq.com/s/AbC-d_1"),
+    ],
+)
+def test_canonical_urls_merge_what_differs_only_in_tracking(first: str, second: str) -> None:
+    from digests.ingest.normalize import canonical_url
+
+    assert canonical_url(first) == canonical_url(second)
