@@ -43,34 +43,36 @@ def iter_sources(paths: Iterable[str | Path]) -> Iterator[Source | tuple[str, st
 
 
 def _folder_sources(root: str) -> Iterator[Source | tuple[str, str]]:
-    """Every document below a folder; hidden names skipped.
+    """Every document below a folder, hidden names skipped: each folder's files by name, then its
+    subfolders by name (as os.walk, top down).
 
     A symlink is followed only when it resolves inside the folder (a file link is read as its
     target, under its own name; a folder link is not walked: its target is, where it is). One that
     leads out of the folder is reported and never opened.
     """
-    # Plain strings from here on: a Path per file cost as much as reading a small file.
-    for dirpath, dirnames, filenames in os.walk(root):
-        kept = []
-        for name in sorted(dirnames):
-            if name.startswith("."):
-                continue
-            full = os.path.join(dirpath, name)
-            if not os.path.islink(full):
-                kept.append(name)
-            elif not _within(target := os.path.realpath(full), root):
-                yield (full, f"symlink points outside the archive: {target}")
-        dirnames[:] = kept
-        for name in sorted(filenames):
-            if name.startswith("."):
-                continue
-            full = os.path.join(dirpath, name)
-            if not os.path.islink(full):
-                yield from _file_sources(full)
-            elif _within(target := os.path.realpath(full), root):
-                yield from _file_sources(full, target)
+    # Plain strings and scandir's entries: a Path or an lstat per file cost as much as reading a
+    # small file, and an entry knows from the directory listing whether it is a link or a folder.
+    folders = [root]
+    while folders:
+        folder = folders.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted((e for e in listing if not e.name.startswith(".")), key=lambda e: e.name)
+        except OSError:
+            continue  # as os.walk: a folder that cannot be listed is passed over
+        subfolders = []
+        for entry in entries:
+            if entry.is_symlink():
+                target = os.path.realpath(entry.path)
+                if not _within(target, root):
+                    yield (entry.path, f"symlink points outside the archive: {target}")
+                elif not os.path.isdir(target):
+                    yield from _file_sources(entry.path, target)
+            elif entry.is_dir(follow_symlinks=False):
+                subfolders.append(entry.path)
             else:
-                yield (full, f"symlink points outside the archive: {target}")
+                yield from _file_sources(entry.path)
+        folders.extend(reversed(subfolders))
 
 
 def _is_archive(name: str) -> bool:
