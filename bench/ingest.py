@@ -23,7 +23,7 @@ from typing import TypeVar
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from digests.ingest import ingest  # noqa: E402
+from digests.ingest.pipeline import ingest  # noqa: E402
 from digests.parsers._frontmatter import has_front_matter, split_front_matter  # noqa: E402
 from digests.store import open_database  # noqa: E402
 

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import JSON, create_engine, select, text  # noqa: E402
 
-from digests.ingest import ingest  # noqa: E402
+from digests.ingest.pipeline import ingest  # noqa: E402
 from digests.search.entries import recency_key, search_doc  # noqa: E402
 from digests.search.query import parse_query  # noqa: E402
 from digests.search.rank import RANK_WINDOW  # noqa: E402

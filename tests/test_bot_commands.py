@@ -22,7 +22,7 @@ from bot.config import config_from_mapping
 from bot.handlers.admin import skip_target
 from bot.handlers.common import APOLOGY, NOTHING_FOUND, REFUSAL, post_url
 from digests.formatting.telegram_html import check_telegram_html
-from digests.ingest import ingest
+from digests.ingest.pipeline import ingest
 from digests.store import open_database
 from digests.store.db import Database
 from digests.store.models import AuditEntry, Channel, Commentary, Delivery, Item, Post

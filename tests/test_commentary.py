@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from bot.cli import main
 from digests.config import CommentatorConfig
-from digests.ingest import ingest
+from digests.ingest.pipeline import ingest
 from digests.publishing.commentator import OpenAICompatibleCommentator, clean_draft, fill_missing_commentary
 from digests.store.items import add_commentary, item_views
 from digests.store.models import Commentary, Item

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from bot.cli import main
-from digests.ingest import decode_document, ingest
+from digests.ingest.decode import decode_document
+from digests.ingest.pipeline import ingest
 from digests.store.models import Document, Item, ItemSource
 
 SEED_COUNTS = {"000": 3, "001": 35, "002": 15, "003": 1, "004": 3}
@@ -254,7 +255,7 @@ def test_many_small_batches_store_what_one_batch_stores(db, tmp_path: Path, monk
     matter (duplicates across batches, search entries, the report)."""
     import shutil
 
-    from digests import ingest as ingest_module
+    from digests.ingest import pipeline as ingest_module
     from digests.store import open_database
     from digests.store.search import search_items
 
@@ -284,3 +285,189 @@ def test_many_small_batches_store_what_one_batch_stores(db, tmp_path: Path, monk
     with db.session() as session:
         assert [item.title for item in search_items(session, "第二条").results] == ["测试用的第二条新闻"]
     whole_db.dispose()
+
+
+def _cli_ingest(tmp_path: Path, *paths: Path) -> dict:
+    """`digestbot ingest --json` in a child process: a hang fails the test instead of the suite."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DIGESTBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+    code = "import sys; from bot.cli import main; sys.exit(main(sys.argv[1:]))"
+    try:
+        done = subprocess.run([sys.executable, "-c", code, "ingest", *map(str, paths), "--json"], env=env,
+                              cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("ingest did not finish within 60 s")
+    return json.loads(done.stdout)
+
+
+def test_fifo_and_socket_in_an_archive_folder_are_reported_and_the_rest_goes_on(tmp_path: Path) -> None:
+    import socket
+
+    archive = tmp_path / "a"
+    archive.mkdir()
+    (archive / "good.md").write_text(COLUMN, encoding="utf-8")
+    os.mkfifo(archive / "pipe.md")
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(archive / "sock.md"))
+    try:
+        summary = _cli_ingest(tmp_path, archive)
+    finally:
+        listener.close()
+    reasons = {Path(f["path"]).name: f["reason"] for f in summary["failures"]}
+    assert reasons == {"pipe.md": "not a regular file: fifo", "sock.md": "not a regular file: socket"}
+    assert summary["items"]["new"] == 2
+
+
+def test_device_file_in_an_archive_folder_is_reported_not_read(tmp_path: Path) -> None:
+    import stat
+
+    archive = tmp_path / "a"
+    archive.mkdir()
+    (archive / "good.md").write_text(COLUMN, encoding="utf-8")
+    try:  # a /dev/zero: reading it never ends
+        os.mknod(archive / "zero.md", stat.S_IFCHR | 0o600, os.makedev(1, 5))
+    except PermissionError:
+        pytest.skip("making a device file needs CAP_MKNOD")
+    summary = _cli_ingest(tmp_path, archive)
+    assert [(Path(f["path"]).name, f["reason"]) for f in summary["failures"]] == [
+        ("zero.md", "not a regular file: character device")]
+    assert summary["items"]["new"] == 2
+
+
+UNCLOSED = "front matter is not closed (no closing ---)"
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"", "empty file"),
+        (b"\xef\xbb\xbf", "empty file"),
+        (b" \n\t\r\n", "empty file (only whitespace)"),
+        ("---\ntitle: 只写了开头\ncategory: 技术\n".encode(), UNCLOSED),  # a Jekyll post cut short
+        (COLUMN.split("---\n\n")[0].encode(), UNCLOSED),  # a linux.cn article cut before its fence
+    ],
+    ids=["empty", "bom-only", "whitespace", "jekyll-cut", "linuxcn-cut"],
+)
+def test_empty_files_and_unclosed_front_matter_say_what_is_wrong(sqlite_db, tmp_path: Path, content: bytes,
+                                                                   reason: str) -> None:
+    doc = tmp_path / "doc.md"
+    doc.write_bytes(content)
+    report = ingest(sqlite_db, [doc])
+    assert report.failures == [(str(doc), reason)]
+
+
+def test_tar_links_and_devices_are_reported_by_member_name(sqlite_db, tmp_path: Path) -> None:
+    import io
+
+    bundle = tmp_path / "bundle.tar"
+    with tarfile.open(bundle, "w") as tf:
+        data = COLUMN.encode("utf-8")
+        regular = tarfile.TarInfo("good.md")
+        regular.size = len(data)
+        tf.addfile(regular, io.BytesIO(data))
+        for name, kind, target in [("link.md", tarfile.SYMTYPE, "/etc/passwd"), ("hard.md", tarfile.LNKTYPE, "good.md"),
+                                   ("dev.md", tarfile.CHRTYPE, ""), ("pipe.md", tarfile.FIFOTYPE, ""),
+                                   ("folder", tarfile.DIRTYPE, "")]:
+            member = tarfile.TarInfo(name)
+            member.type, member.linkname = kind, target
+            tf.addfile(member)
+    report = ingest(sqlite_db, [bundle])
+    assert sorted(report.failures) == [
+        (f"{bundle}!dev.md", "not a regular file: character device"),
+        (f"{bundle}!hard.md", "not a regular file: hardlink to good.md"),
+        (f"{bundle}!link.md", "not a regular file: symlink to /etc/passwd"),
+        (f"{bundle}!pipe.md", "not a regular file: fifo"),
+    ]
+    assert report.items_new == 2 and report.documents_new == 1
+
+
+def test_symlinks_out_of_the_archive_folder_are_reported_and_never_read(sqlite_db, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = outside / "secret.md"  # a document ingest would gladly read: it must not
+    secret.write_text(COLUMN.replace("example", "secret"), encoding="utf-8")
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "good.md").write_text(COLUMN, encoding="utf-8")
+    (archive / "passwd.md").symlink_to("/etc/passwd")
+    (archive / "relative.md").symlink_to("../outside/secret.md")
+    (archive / "chain.md").symlink_to("relative.md")  # inside, but it ends outside
+    (archive / "folder").symlink_to(outside, target_is_directory=True)
+    report = ingest(sqlite_db, [archive])
+    real = os.path.realpath
+    assert sorted(report.failures) == [
+        (str(archive / "chain.md"), f"symlink points outside the archive: {secret}"),
+        (str(archive / "folder"), f"symlink points outside the archive: {outside}"),
+        (str(archive / "passwd.md"), f"symlink points outside the archive: {real('/etc/passwd')}"),
+        (str(archive / "relative.md"), f"symlink points outside the archive: {secret}"),
+    ]
+    assert report.items_new == 2
+    assert all("secret" not in item.url for item in _live_items(sqlite_db))
+
+
+def test_symlink_within_the_archive_folder_is_followed_and_read_as_its_target(sqlite_db, tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    (archive / "2022").mkdir(parents=True)
+    (archive / "2022" / "column.md").write_text(COLUMN, encoding="utf-8")
+    (archive / "latest.md").symlink_to("2022/column.md")
+    report = ingest(sqlite_db, [archive])
+    assert report.failures == [] and report.documents_new == 2
+    assert report.items_new == 2 and report.items_duplicate == 2  # the same stories, stored once
+    assert len(_live_items(sqlite_db)) == 2
+
+
+def test_pages_that_differ_only_in_a_query_parameter_stay_two_items(sqlite_db, tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    for n, version in enumerate(("6.1", "6.2")):
+        text = COLUMN.replace("99001", f"9900{n + 1}").replace("https://news.example.com/a",
+                                                                  f"https://kernel.org/doc/html?version={version}")
+        (archive / f"{n}.md").write_text(text, encoding="utf-8")
+    report = ingest(sqlite_db, [archive])
+    assert report.items_new == 3 and report.items_duplicate == 1  # the second section is one story
+    assert sorted(item.url for item in _live_items(sqlite_db)) == [
+        "https://kernel.org/doc/html?version=6.1", "https://kernel.org/doc/html?version=6.2",
+        "https://news.example.com/b"]
+
+
+WECHAT = "https://mp.weixin.qq.com/s?__biz=MzA3&mid=265&idx=1&sn=6f0e"
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("https://kernel.org/doc/html?version=6.1", "https://kernel.org/doc/html?version=6.2"),
+        ("https://example.org/docs/intro?lang=en", "https://example.org/docs/intro?lang=zh-cn"),
+        ("https://gitlab.com/group/project/-/tree?ref=main", "https://gitlab.com/group/project/-/tree?ref=dev"),
+        ("https://example.org/search?q=rust&source=github", "https://example.org/search?q=rust&source=gitlab"),
+        ("https://example.org/changes?from=2024-01-01", "https://example.org/changes?from=2024-02-01"),
+        ("https://news.ycombinator.com/item?id=1", "https://news.ycombinator.com/item?id=2"),
+        (WECHAT, WECHAT.replace("idx=1", "idx=2")),
+    ],
+)
+def test_canonical_urls_keep_apart_pages_that_differ(first: str, second: str) -> None:
+    from digests.ingest.normalize import canonical_url
+
+    assert canonical_url(first) != canonical_url(second)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("https://www.example.org/a/?utm_source=rss&utm_medium=feed", "http://example.org/a"),
+        ("https://example.org/a?UTM_Campaign=spring&id=7", "https://example.org/a?id=7"),
+        ("https://example.org/a?fbclid=IwAR0x&gclid=Cj0K&msclkid=9f", "https://example.org/a"),
+        ("https://example.org/a?mc_cid=1a&mc_eid=2b&_hsenc=p2&_hsmi=3", "https://example.org/a"),
+        ("https://www.aliyun.com/product/ecs?spm=5176.8142029.0.0", "https://www.aliyun.com/product/ecs"),
+        ("https://twitter.com/a/status/1?ref_src=twsrc%5Etfw", "https://twitter.com/a/status/1"),
+        ("https://example.org/p?b=2&a=1", "https://example.org/p?a=1&b=2"),
+        (WECHAT + "&chksm=84b1&scene=21&from=timeline&isappinstalled=0&lang=zh_CN", WECHAT),
+        ("https://mp.weixin.qq.com/s/AbC-d_1?scene=1", "https://mp.weixin.qq.com/s/AbC-d_1"),
+    ],
+)
+def test_canonical_urls_merge_what_differs_only_in_tracking(first: str, second: str) -> None:
+    from digests.ingest.normalize import canonical_url
+
+    assert canonical_url(first) == canonical_url(second)

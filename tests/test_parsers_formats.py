@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from digests.errors import ParseError
 from digests.items import ParsedItem
 from digests.parsers import detect_format, feed, jekyll, newsletter, rssjson
-from digests.parsers._text import SHANGHAI, clip, html_text, markdown_inline_text
+from digests.parsers._markdown import markdown_inline_text
+from digests.parsers._text import SHANGHAI, clip, html_text
 
 FORMATS = Path(__file__).resolve().parent / "data" / "formats"
 MINE: tuple[ModuleType, ...] = (jekyll, newsletter, rssjson, feed)

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from bot import scheduler
 from bot.cli import main as digestbot
 from bot.config import config_from_mapping
-from digests.ingest import ingest
+from digests.ingest.pipeline import ingest
 from digests.store import open_database
 from digests.store.db import Database
 from digests.store.models import DRY_RUN, SENT, Channel, Item, Post, utcnow

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select, text
 
-from digests.ingest import ingest
+from digests.ingest.pipeline import ingest
 from digests.search.query import parse_query
 from digests.search.rank import RANK_WINDOW
 from digests.search.tokens import index_tokens

@@ -13,7 +13,7 @@ from bot.cli.output import print_ingest_report, print_json
 
 def cmd_ingest(ctx: Context) -> int:
     """Ingest files, folders and .zip/.tar.gz archives (default: archive.paths)."""
-    from digests.ingest import ingest
+    from digests.ingest.pipeline import ingest
 
     paths = ctx.args.paths or ctx.config.archive.paths
     as_json = ctx.args.json

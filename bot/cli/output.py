@@ -7,7 +7,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from digests.ingest import IngestReport
+    from digests.ingest.pipeline import IngestReport
 
 
 def print_json(data: Any) -> None:

@@ -170,7 +170,7 @@ async def _run_without_polling(application: Any) -> None:
 def cmd_demo(ctx: Context) -> int:
     """The whole pipeline on the shipped sample archive, in dry run: ingest, preview, publish."""
     from bot.config import config_from_mapping
-    from digests.ingest import ingest
+    from digests.ingest.pipeline import ingest
 
     workdir = Path(ctx.args.workdir) if ctx.args.workdir else Path(tempfile.mkdtemp(prefix="digestbot-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)

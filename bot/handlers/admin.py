@@ -33,7 +33,7 @@ from digests import actions, views
 from digests.config import ChannelConfig
 from digests.errors import NotFoundError
 from digests.formatting.telegram_html import visible_text
-from digests.ingest import IngestReport, ingest
+from digests.ingest.pipeline import IngestReport, ingest
 from digests.publishing.review import resolve_post, skip_item
 from digests.states import PENDING, SENDING
 from digests.views import ChannelSummary

@@ -1,4 +1,4 @@
-"""Normalisation: canonical URLs, fingerprints for cross-source dedupe, clean text."""
+"""Normalisation: canonical URLs, fingerprints for cross-source dedupe, the stored form of text."""
 
 from __future__ import annotations
 
@@ -9,11 +9,23 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from digests.items import ParsedItem
 
-# Query parameters that identify a visit, not a page.
+# Query parameters known to identify a visit, never a page: dropped from the dedupe key. Every
+# other parameter is kept, even one that is often noise (ref, source, from, lang, version,
+# feature): on some site it picks the page (kernel.org/doc?version=6.1, gitlab ?ref=main), and
+# two pages merged into one item lose a story, while one story kept twice is only a duplicate.
+# - utm_*: Google Analytics campaign tags, used everywhere;
+# - click ids of ad and mail networks: fbclid (Facebook), gclid (Google Ads), yclid (Yandex),
+#   msclkid (Microsoft Ads), mc_cid and mc_eid (Mailchimp), _hsenc and _hsmi (HubSpot);
+# - spm (Alibaba's position tracking), ref_src (Twitter embeds), isappinstalled (share sheets).
 _TRACKING = re.compile(
-    r"^(utm_.*|spm|from|isappinstalled|scene|srcid|sharer_.*|share_.*|chksm|mpshare|clicktime|"
-    r"enterid|ascene|devicetype|version|lang|nettype|abtest_cookie|pass_ticket|wx_header|"
-    r"fbclid|gclid|yclid|mc_cid|mc_eid|ref|ref_src|source|feature|s_r|xtrack|_hsenc|_hsmi)$",
+    r"^(utm_.*|fbclid|gclid|yclid|msclkid|mc_cid|mc_eid|_hsenc|_hsmi|spm|ref_src|isappinstalled)$",
+    re.IGNORECASE,
+)
+# On mp.weixin.qq.com/s?__biz=...&mid=...&idx=...&sn=... those four name the article; WeChat's
+# share and client parameters are added to every shared link and are dropped there only.
+_WECHAT_TRACKING = re.compile(
+    r"^(chksm|scene|srcid|sharer_.*|share_.*|mpshare|clicktime|enterid|ascene|devicetype|version|lang|"
+    r"nettype|abtest_cookie|pass_ticket|wx_header|from|exportkey)$",
     re.IGNORECASE,
 )
 COLUMN_CATEGORY = "硬核观察"
@@ -33,7 +45,7 @@ _SPACE_BETWEEN_CJK = re.compile(f"(?= )(?<=[{_CJK}]) +(?=[{_CJK}])")
 
 
 def canonical_url(url: str) -> str:
-    """The URL as a dedupe key: scheme-less, host lower-cased, tracking parameters dropped.
+    """The URL as a dedupe key: scheme-less, host lower-cased, tracking-only parameters dropped.
 
     A WeChat article ``mp.weixin.qq.com/s/<id>`` is its own key whatever follows it.
     """
@@ -49,22 +61,25 @@ def canonical_url(url: str) -> str:
     if port and port not in (80, 443):
         host = f"{host}:{port}"
     path = parts.path or "/"
-    if host == "mp.weixin.qq.com":
+    wechat = host == "mp.weixin.qq.com"
+    if wechat:
         match = _WECHAT_ARTICLE.match(path)
         if match:
             return f"mp.weixin.qq.com/s/{match.group(1)}"
     if len(path) > 1:
         path = path.rstrip("/")
-    return urlunsplit(("", host, path, _kept_query(parts.query), "")).lstrip("/")
+    return urlunsplit(("", host, path, _kept_query(parts.query, wechat), "")).lstrip("/")
 
 
-def _kept_query(query: str) -> str:
-    """The query without tracking parameters, sorted, in urlencode's form."""
+def _kept_query(query: str, wechat: bool) -> str:
+    """The query without tracking-only parameters, sorted, in urlencode's form."""
+    def kept(name: str) -> bool:
+        return not (_TRACKING.match(name) or (wechat and _WECHAT_TRACKING.match(name)))
+
     if _PLAIN_QUERY.fullmatch(query):  # nothing to unquote or quote: parse_qsl + urlencode by hand
         plain = sorted(piece.partition("=")[::2] for piece in query.split("&") if piece)
-        return "&".join(f"{k}={v}" for k, v in plain if not _TRACKING.match(k))
-    pairs = sorted((k, v) for k, v in parse_qsl(query, keep_blank_values=True) if not _TRACKING.match(k))
-    return urlencode(pairs)
+        return "&".join(f"{k}={v}" for k, v in plain if kept(k))
+    return urlencode(sorted((k, v) for k, v in parse_qsl(query, keep_blank_values=True) if kept(k)))
 
 
 def fingerprint(item: ParsedItem) -> str:
@@ -75,10 +90,24 @@ def fingerprint(item: ParsedItem) -> str:
     return hashlib.sha1(key.encode("utf-8")).hexdigest()
 
 
-def clean_text(text: str) -> str:
-    """Unicode NFC, no control or zero-width characters, runs of spaces folded, lines trimmed."""
+def fingerprinted_items(items: list[ParsedItem]) -> list[tuple[str, ParsedItem]]:
+    """(fingerprint, item) for the first item of each key; items of one document that share a URL
+    stay distinct items."""
+    firsts: dict[str, tuple[str, ParsedItem]] = {}
+    used: set[str] = set()
+    for item in items:
+        fp = fingerprint(item)
+        if fp in used:
+            fp = hashlib.sha1(f"{fp}|{item.key}".encode()).hexdigest()
+        used.add(fp)
+        firsts.setdefault(item.key, (fp, item))
+    return list(firsts.values())
+
+
+def normalise_text(text: str) -> str:
+    """Text as stored: NFC, no control or zero-width characters, spaces folded, lines trimmed."""
     # Each regex runs only when its cheap `in` test says it could change something: an ingest
-    # cleans every field of every item, and most fields are already clean.
+    # normalises every field of every item, and most fields are already in their stored form.
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = unicodedata.normalize("NFC", text)
@@ -95,19 +124,19 @@ def clean_text(text: str) -> str:
     return text.strip()
 
 
-def clean_line(text: str) -> str:
-    """clean_text on one line: newlines become spaces."""
-    return " ".join(clean_text(text).split("\n")).strip()
+def normalise_line(text: str) -> str:
+    """normalise_text for a one-line field: newlines become spaces."""
+    return " ".join(normalise_text(text).split("\n")).strip()
 
 
 def normalise_item(item: ParsedItem) -> ParsedItem:
     """The item with clean text fields, deduplicated links and tags, the primary link first."""
-    item.title = clean_line(item.title)[:1000]
-    item.summary = clean_text(item.summary)
-    item.commentary = clean_text(item.commentary)
-    item.source = clean_line(item.source)[:256]
-    item.author = clean_line(item.author)[:256]
-    item.category = clean_line(item.category)[:128]
+    item.title = normalise_line(item.title)[:1000]
+    item.summary = normalise_text(item.summary)
+    item.commentary = normalise_text(item.commentary)
+    item.source = normalise_line(item.source)[:256]
+    item.author = normalise_line(item.author)[:256]
+    item.category = normalise_line(item.category)[:128]
     item.url = item.url.strip()
     links: list[str] = []
     for link in [item.url, *item.links]:
@@ -117,7 +146,7 @@ def normalise_item(item: ParsedItem) -> ParsedItem:
     item.links = links
     tags: list[str] = []
     for tag in item.tags:
-        tag = clean_line(str(tag))
+        tag = normalise_line(str(tag))
         if tag and tag not in tags:
             tags.append(tag)
     if item.category == COLUMN_CATEGORY and tags:

@@ -18,6 +18,7 @@ _FENCE = re.compile(r"^---[ \t]*\r?$", re.MULTILINE)
 # A later fence line, found by its newline: re skips ahead to each newline instead of trying
 # every position for ^, several times faster over a long front matter.
 _CLOSING_FENCE = re.compile(r"\n---[ \t]*\r?$", re.MULTILINE)
+UNCLOSED = "front matter is not closed (no closing ---)"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _STR_TAG, _SEQ_TAG, _MAP_TAG = (_Loader.DEFAULT_SCALAR_TAG, _Loader.DEFAULT_SEQUENCE_TAG,
                                 _Loader.DEFAULT_MAPPING_TAG)
@@ -116,7 +117,7 @@ def split_front_matter(text: str, keys: frozenset[str] | None = None) -> tuple[d
         raise ParseError("no YAML front matter (the document must open with ---)")
     bounds = front_matter_bounds(text)
     if bounds is None:
-        raise ParseError("front matter is not closed by a --- line")
+        raise ParseError(UNCLOSED)
     start, end, body_start = bounds
     raw = text[start:end]
     try:

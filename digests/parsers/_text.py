@@ -1,4 +1,4 @@
-"""Text helpers shared by the format parsers: HTML and inline Markdown to clean text, URLs, keys."""
+"""Text helpers shared by the format parsers: clean lines, clipping, HTML to text, keys, dates."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from bs4 import BeautifulSoup, NavigableString, Tag
 from bs4.builder._lxml import LXMLTreeBuilder
 from bs4.element import Comment, Declaration, Doctype, ProcessingInstruction
+
+from digests.parsers._links import INVISIBLE, is_http_url, unique
 
 try:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -26,27 +28,6 @@ except (ImportError, ZoneInfoNotFoundError):  # pragma: no cover - no tz databas
 SUMMARY_LIMIT = 2000
 
 _SPACES = re.compile(r"[ \t\r\n\f\v\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
-_INVISIBLE = re.compile(r"[\u200b-\u200d\u2060\ufeff]")
-_URL = re.compile(r"https?://[^\s<>\"'`\u3000-\u303f\uff01-\uff5e]+", re.IGNORECASE)
-# Scheme, optional user info, a host (name or [IPv6]), optional port, then anything but whitespace.
-_HTTP_URL = re.compile(
-    r"https?://(?:[^\s/?#@\[\]]*@)?(\[[0-9A-Fa-f:.]+\]|[^\s/?#@:\[\]\\]+)(?::\d*)?(?:[/?#][^\s\u3000]*)?\Z",
-    re.IGNORECASE,
-)
-_URL_TRAILING = ".,;:!?)]}'\"*_~"
-
-_MD_IMAGE = re.compile(r"!\[[^\]\n]*\]\([^)\n]*\)")
-_MD_LINK = re.compile(r"\[([^\]\n]*)\]\((?:[^()\s]|\([^()\s]*\))*(?:\s+\"[^\"\n]*\")?\)")
-_MD_REF_LINK = re.compile(r"\[([^\]\n]+)\]\[[^\]\n]*\]")
-_MD_AUTOLINK = re.compile(r"<((?:https?|mailto):[^>\s]+)>", re.IGNORECASE)
-_HTML_TAG = re.compile(r"</?[A-Za-z][^<>]*>|<!--.*?-->", re.DOTALL)
-_STRONG = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
-_EMPHASIS = re.compile(r"\*(?=[^\s*])([^*\n]+?)(?<=[^\s*])\*")
-_STRIKE = re.compile(r"~~(?=\S)(.+?)(?<=\S)~~")
-_CODE = re.compile(r"`+([^`\n]*?)`+")
-_KRAMDOWN_ATTR = re.compile(r"\{:[^}\n]*\}")
-_LIQUID = re.compile(r"\{%.*?%\}|\{\{.*?\}\}")
-_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|~<>])")
 
 _TRACKER_HOSTS = ("jintiankansha.me", "feedburner.com", "feedsportal.com", "pixel.wp.com",
                   "stats.wordpress.com", "google-analytics.com", "doubleclick.net",
@@ -71,7 +52,7 @@ _BLOCK_END = object()
 
 def clean_line(text: str) -> str:
     """One line of text: invisible characters removed, runs of whitespace made one space."""
-    return " ".join(_INVISIBLE.sub("", text).split())
+    return " ".join(INVISIBLE.sub("", text).split())
 
 
 def clean_lines(lines: Iterable[str]) -> str:
@@ -89,73 +70,6 @@ def clip(text: str, limit: int = SUMMARY_LIMIT) -> str:
     if end >= limit // 2:
         return cut[:end + 1].rstrip()
     return cut[:limit - 1].rstrip() + "…"
-
-
-def markdown_inline_text(text: str) -> str:
-    """Inline Markdown (and stray inline HTML) reduced to its visible text on one line."""
-    if "{" in text:
-        text = _LIQUID.sub("", _KRAMDOWN_ATTR.sub("", text))
-    if "!" in text:
-        text = _MD_IMAGE.sub("", text)
-    if "[" in text:
-        text = _MD_LINK.sub(r"\1", text)
-        text = _MD_REF_LINK.sub(r"\1", text)
-    if "<" in text:
-        text = _MD_AUTOLINK.sub(r"\1", text)
-        text = _HTML_TAG.sub("", text)
-    if "`" in text:
-        text = _CODE.sub(r"\1", text)
-    if "*" in text or "__" in text:
-        text = _STRONG.sub(r"\2", text)
-        text = _EMPHASIS.sub(r"\1", text)
-    if "~~" in text:
-        text = _STRIKE.sub(r"\1", text)
-    if "\\" in text:
-        text = _ESCAPE.sub(r"\1", text)
-    if "&" in text:
-        text = html.unescape(text)
-    return clean_line(text)
-
-
-def is_http_url(url: str) -> bool:
-    """True for an absolute http(s) URL with a host and no whitespace."""
-    return bool(_HTTP_URL.match(url)) and not _INVISIBLE.search(url)
-
-
-def host_of(url: str) -> str:
-    """The URL's host, lower-cased, without a leading ``www.`` ("" when there is none)."""
-    match = _HTTP_URL.match(url)
-    host = match.group(1).strip("[]").lower() if match else ""
-    return host[4:] if host.startswith("www.") else host
-
-
-def unwrap_redirect(url: str) -> str:
-    """The target of a known click-through redirector (link.zhihu.com/?target=...), else ``url``."""
-    if "link.zhihu.com" not in url:
-        return url
-    try:
-        parts = urlsplit(url)
-        target = parse_qs(parts.query).get("target", [""])[0]
-    except ValueError:
-        return url
-    return target if parts.hostname == "link.zhihu.com" and is_http_url(target) else url
-
-
-def find_urls(text: str) -> list[str]:
-    """Bare http(s) URLs in running text, trailing punctuation trimmed, in order."""
-    if "http" not in text and "HTTP" not in text:
-        return []
-    urls = []
-    for match in _URL.finditer(text):
-        url = match.group(0).rstrip(_URL_TRAILING)
-        if is_http_url(url):
-            urls.append(url)
-    return urls
-
-
-def unique(values: Iterable[str]) -> list[str]:
-    """Values in first-seen order, duplicates and empty strings dropped."""
-    return list(dict.fromkeys(value for value in values if value))
 
 
 def stable_key(*parts: str) -> str:

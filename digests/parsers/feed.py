@@ -13,16 +13,8 @@ import feedparser
 
 from digests.errors import ParseError
 from digests.items import ParsedItem
-from digests.parsers._text import (
-    KeyMaker,
-    clean_line,
-    clip,
-    find_urls,
-    html_text,
-    is_http_url,
-    is_tracking_image,
-    unique,
-)
+from digests.parsers._links import find_urls, is_http_url, unique
+from digests.parsers._text import KeyMaker, clean_line, clip, html_text, is_tracking_image
 
 NAME = "feed"
 

@@ -16,37 +16,23 @@ from typing import Any
 from digests.errors import ParseError
 from digests.items import ParsedItem
 from digests.parsers._frontmatter import front_matter_bounds, has_front_matter, split_front_matter
-from digests.parsers._text import (
-    SHANGHAI,
-    KeyMaker,
-    clip,
-    find_urls,
-    host_of,
-    is_http_url,
-    markdown_inline_text,
-    midnight_in_shanghai,
-    unique,
-    unwrap_redirect,
-)
+from digests.parsers._links import find_urls, host_of, is_http_url, unique, unwrap_redirect
+from digests.parsers._markdown import CODE_FENCE, IMAGE, LIST_ITEM, QUOTE_MARKERS, RULE, markdown_inline_text
+from digests.parsers._text import SHANGHAI, KeyMaker, clip, midnight_in_shanghai
 
 NAME = "jekyll"
 
 _LINUXCN_KEY = re.compile(r"\n(?:permalink:\s*['\"]?/article-|fromurl:|islctt:|titlepic:)")  # by its newline
 _HEADING = re.compile(r"^ {0,3}(#{1,6})(.*?)#*\s*$")
-_RULE = re.compile(r"^ {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")
 _URL_LINE = re.compile(r"^ {0,3}<?(https?://\S+?)>?\s*$", re.IGNORECASE)
-_CODE_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _LIQUID_BLOCK_OPEN = re.compile(r"^\s*\{%-?\s*(highlight|raw|comment)\b")
 _LIQUID_BLOCK_CLOSE = {name: re.compile(r"\{%-?\s*end" + name + r"\b")
                        for name in ("highlight", "raw", "comment")}
 _TOC_MARKER = re.compile(r"^\s*(?:[*-]\s+toc|\{:toc\}|\[TOC\])\s*$", re.IGNORECASE)
-_LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
-_QUOTE = re.compile(r"^\s*(?:>\s?)+")
 _NOT_A_TITLE_START = re.compile(r"^\s*(?:[-*+]\s|\d+[.)]\s|[>|!<$]|\{[%:{]|`{3}|~{3}|\\\[)")
 _SENTENCE_END = ("。", "：", ":", "，", ",", "；", ";", "、")
 _TITLE_MAX = 160
 _FILE_DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})-")
-_MD_IMAGE = re.compile(r"!\[[^\]\n]*\]\([^)\n]*\)")
 _MD_LINK_TARGET = re.compile(r"\[[^\]\n]*\]\(\s*<?(https?://[^)\s>]+)>?[^)\n]*\)", re.IGNORECASE)
 _TZ_SUFFIX = re.compile(r"\s*([+-]\d{2}):?(\d{2})$")
 _MATH_CLOSE = re.compile(r"\$\$")
@@ -91,7 +77,7 @@ def parse(text: str, *, path: str = "") -> list[ParsedItem]:
         # Dispatch on the first character: most lines are prose and should meet no regex at all.
         first = stripped[0]
         if first in "`~":
-            fence_match = _CODE_FENCE.match(line)
+            fence_match = CODE_FENCE.match(line)
             if fence_match:
                 fence, pending_url = fence_match.group(1), ""
                 continue
@@ -113,7 +99,7 @@ def parse(text: str, *, path: str = "") -> list[ParsedItem]:
                 section = markdown_inline_text(heading.group(2))
                 prose, pending_url = [], ""
                 continue
-        elif first in "-*_" and _RULE.match(line):
+        elif first in "-*_" and RULE.match(line):
             prose, pending_url = [], ""
             continue
         elif first in "hH<":
@@ -170,14 +156,14 @@ def _links_in(line: str) -> list[str]:
     if "http" not in line:
         return []
     targets = _MD_LINK_TARGET.findall(line)
-    bare = find_urls(_MD_LINK_TARGET.sub("", _MD_IMAGE.sub("", line)))
+    bare = find_urls(_MD_LINK_TARGET.sub("", IMAGE.sub("", line)))
     return [unwrap_redirect(url) for url in [*targets, *bare] if is_http_url(url)]
 
 
 def _prose_line(line: str) -> str:
     """A Markdown body line as plain text (list markers kept as bullets)."""
-    line = _QUOTE.sub("", line)
-    bullet = _LIST_ITEM.match(line)
+    line = QUOTE_MARKERS.sub("", line)
+    bullet = LIST_ITEM.match(line)
     if bullet:
         text = markdown_inline_text(line[bullet.end():])
         return f"• {text}" if text else ""

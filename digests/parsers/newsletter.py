@@ -12,18 +12,9 @@ from datetime import date, datetime
 
 from digests.items import ParsedItem
 from digests.parsers._frontmatter import has_front_matter
-from digests.parsers._text import (
-    KeyMaker,
-    clean_line,
-    clip,
-    find_urls,
-    host_of,
-    is_http_url,
-    markdown_inline_text,
-    midnight_in_shanghai,
-    unique,
-    unwrap_redirect,
-)
+from digests.parsers._links import find_urls, host_of, is_http_url, unique, unwrap_redirect
+from digests.parsers._markdown import CODE_FENCE, LIST_ITEM, QUOTE_MARKERS, RULE, markdown_inline_text
+from digests.parsers._text import KeyMaker, clean_line, clip, midnight_in_shanghai
 
 NAME = "newsletter"
 
@@ -31,11 +22,7 @@ _TOC_LINE = re.compile(r"^[ \t]*\[TOC\][ \t]*$", re.MULTILINE | re.IGNORECASE)
 _HEADING_LINK = re.compile(r"^ {0,3}#{1,6}[ \t]*\[[^\n]*\]\(\s*<?https?://", re.MULTILINE | re.IGNORECASE)
 _ITEM_HEADING = re.compile(r"^ {0,3}#{1,6}[ \t]*(?=\[)")
 _BULLET_LINK = re.compile(r"^\s*(?:[-*+]|\d+[.)])[ \t]+(?=\[)")
-_RULE = re.compile(r"^ {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")
-_CODE_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _QUOTE = re.compile(r"^\s*>")
-_QUOTE_MARKERS = re.compile(r"^\s*(?:>\s?)+")
-_LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
 _NUMBER_PREFIX = re.compile(r"^\s*\d{1,3}\s*[.、．:：)）]\s*")
 _SOURCE_SEPARATOR = re.compile(r"[|｜]")
 _IMAGE = re.compile(r"!\[[^\]\n]*\]\(\s*<?(https?://[^)\s>]+)>?(?:\s+\"[^\"\n]*\")?\s*\)", re.IGNORECASE)
@@ -66,7 +53,7 @@ def parse(text: str, *, path: str = "") -> list[ParsedItem]:
             marker = _ITEM_HEADING.match(line)
             if marker and _link_at(line, marker.end()) is not None:
                 headings.append(index)
-        elif head in ("-", "*", "_") and _RULE.match(line):
+        elif head in ("-", "*", "_") and RULE.match(line):
             rules.append(index)
     last_rule = rules[-1] if rules and (not headings or rules[-1] > headings[-1]) else len(lines)
 
@@ -192,11 +179,11 @@ def _source_after(rest: str) -> str:
 
 def _prose_line(line: str) -> str:
     """A body line as plain text; images and bare link syntax dropped, bullets kept."""
-    bullet = _LIST_ITEM.match(line)
+    bullet = LIST_ITEM.match(line)
     if bullet:
         text = markdown_inline_text(line[bullet.end():])
         return f"• {text}" if text else ""
-    return markdown_inline_text(_QUOTE_MARKERS.sub("", line))
+    return markdown_inline_text(QUOTE_MARKERS.sub("", line))
 
 
 def _without_code(lines: list[str]) -> list[str]:
@@ -209,7 +196,7 @@ def _without_code(lines: list[str]) -> list[str]:
                 fence = ""
             kept.append("")
             continue
-        match = _CODE_FENCE.match(line) if "```" in line or "~~~" in line else None
+        match = CODE_FENCE.match(line) if "```" in line or "~~~" in line else None
         if match:
             fence = match.group(1)
             kept.append("")

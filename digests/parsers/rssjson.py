@@ -15,15 +15,9 @@ from typing import Any
 
 from digests.errors import ParseError
 from digests.items import ParsedItem
-from digests.parsers._text import (
-    KeyMaker,
-    clip,
-    find_urls,
-    html_text,
-    is_http_url,
-    markdown_inline_text,
-    unique,
-)
+from digests.parsers._links import find_urls, is_http_url, unique
+from digests.parsers._markdown import markdown_inline_text
+from digests.parsers._text import KeyMaker, clip, html_text
 
 NAME = "rssjson"
 
