@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from bot import commands_service
 from digests.config import Config, load_config
 from digests.errors import DigestError
 from digests.store.db import Database, open_database
@@ -239,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     from bot import commands_publish
 
     commands_publish.register(add)
+    commands_service.register(add)
     return parser
 
 

@@ -17,6 +17,7 @@ import httpx
 from telegram import Bot, LinkPreviewOptions
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 
+from bot import metrics
 from bot.ratelimit import SendLimiter
 from digests.channels import all_channels, get_channel, set_paused, settings_of
 from digests.config import Config
@@ -196,9 +197,11 @@ class Publisher:
         chat = chat_ref(channel.chat_id)
         assert self.bot is not None
         try:
-            message = await self._request(chat, post, settings, plain=False)
+            with metrics.time_send(channel.name):
+                message = await self._request(chat, post, settings, plain=False)
         except RetryAfter as exc:
             wait = _seconds(exc.retry_after)
+            metrics.flood_held(wait)
             self.hold_until = utcnow() + timedelta(seconds=wait)
             self.stats.flood_waits += 1
             await asyncio.to_thread(delivery.bump_counter, self.db, "flood_waits")

@@ -208,6 +208,18 @@ class CommentatorConfig(_Strict):
     prompt: str = "用一句话（不超过 60 字）以资深技术编辑的口吻点评这条新闻："
 
 
+class ServerConfig(_Strict):
+    """The HTTP endpoint of `digestbot run`: /healthz and /metrics (off unless enabled)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)  # 0: any free port (tests)
+    # A channel is stuck when a post has waited this long to be sent and nothing was sent meanwhile.
+    stuck_after_minutes: float = Field(default=30, gt=0)
+    # The running bot records that its scheduler runs this often; three missed beats are a stop.
+    heartbeat_seconds: float = Field(default=30, gt=0)
+
+
 class Config(_Strict):
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     archive: ArchiveConfig = Field(default_factory=ArchiveConfig)
@@ -215,6 +227,7 @@ class Config(_Strict):
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     publish: PublishConfig = Field(default_factory=PublishConfig)
     commentator: CommentatorConfig = Field(default_factory=CommentatorConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
     channels: list[ChannelConfig] = Field(default_factory=list)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
