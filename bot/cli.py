@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bot import commands_service
+from bot import commands_service, logs
 from digests.config import Config, load_config
 from digests.errors import DigestError
 from digests.store.db import Database, open_database
@@ -205,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--config", metavar="PATH", help="config.yaml (default: $DIGESTBOT_CONFIG, ./config.yaml, "
                         "or the built-in defaults)", default=argparse.SUPPRESS)
     common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log more")
+    common.add_argument("--log-format", choices=logs.LOG_FORMATS, default=argparse.SUPPRESS,
+                        help="text (default) or json: one JSON object a line, for log collectors")
     parser = argparse.ArgumentParser(
         prog="digestbot", parents=[common],
         description="hardcore-digest: turn an archive of Chinese tech news into a Telegram channel.",
@@ -249,27 +251,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.config = getattr(args, "config", None)
     verbose = getattr(args, "verbose", False)
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(logging.DEBUG if verbose else logging.WARNING, getattr(args, "log_format", "text"))
     ctx: Context | None = None
     try:
         ctx = Context(args)
+        logs.add_secret(ctx.config.token)
         if not verbose:
             logging.getLogger().setLevel(ctx.config.log_level if args.command == "run" else logging.WARNING)
             for noisy in ("apscheduler", "httpx", "httpcore"):  # a line per job run or request
                 logging.getLogger(noisy).setLevel(logging.WARNING)
         return COMMANDS[args.command](ctx)
     except DigestError as exc:
-        print(f"digestbot: error: {exc}", file=sys.stderr)
+        print(logs.mask(f"digestbot: error: {exc}"), file=sys.stderr)
         return EXIT_USAGE
     except ValueError as exc:
-        print(f"digestbot: error: {exc}", file=sys.stderr)
+        print(logs.mask(f"digestbot: error: {exc}"), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # a bug: say so plainly, keep the traceback for -v
         log.debug("unexpected error", exc_info=True)
-        print(f"digestbot: internal error: {exc.__class__.__name__}: {exc} (run with -v for details)",
+        print(logs.mask(f"digestbot: internal error: {exc.__class__.__name__}: {exc} (run with -v for details)"),
               file=sys.stderr)
         return EXIT_FAILED
     finally:

@@ -1,10 +1,11 @@
-"""What `digestbot run` does to run as a service: the heartbeat and the HTTP endpoint."""
+"""What `digestbot run` does to run as a service: the heartbeat, the start-up log, the HTTP endpoint."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from bot.health import forget_heartbeat, schedule_heartbeat
+from bot.logs import schedule_startup_lines
 
 if TYPE_CHECKING:
     from telegram.ext import Application
@@ -13,6 +14,7 @@ if TYPE_CHECKING:
 async def on_start(application: Application) -> None:
     """From the Application's post_init, after the slot jobs are scheduled and before it starts."""
     schedule_heartbeat(application)
+    schedule_startup_lines(application)
     config = application.bot_data["config"]
     if config.server.enabled:
         from bot.server import ServiceServer  # tornado and prometheus only when asked for
