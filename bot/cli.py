@@ -139,8 +139,11 @@ def cmd_items(ctx: Context) -> int:
 
 
 def cmd_db(ctx: Context) -> int:
-    """Database maintenance: upgrade (migrate), current (revision), reindex (search)."""
+    """Database maintenance: upgrade (migrate), current (revision), reindex (search), backup/restore FILE."""
     from digests.store.db import Database
+
+    if ctx.args.action in ("backup", "restore"):
+        return commands_service.cmd_db_file(ctx)
 
     db = Database(ctx.config.database.url)
     try:
@@ -227,7 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--newest", action="store_true", help="newest first (default: in storage order)")
 
     p = add("db", cmd_db)
-    p.add_argument("action", choices=["upgrade", "current", "reindex"])
+    p.add_argument("action", choices=["upgrade", "current", "reindex", "backup", "restore"])
+    commands_service.add_db_arguments(p)
 
     p = add("comment", cmd_comment)
     p.add_argument("item_id", type=int, metavar="ITEM_ID")

@@ -1,10 +1,12 @@
-"""CLI commands for running digestbot as a service: `health`."""
+"""CLI commands for running digestbot as a service: `health`, `db backup FILE`, `db restore FILE`."""
 
 from __future__ import annotations
 
 import json
 import sys
 from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 # `ctx` is bot.cli.Context; not imported, so this module and bot.cli do not import each other.
@@ -29,6 +31,40 @@ def cmd_health(ctx: Any) -> int:
     return EXIT_OK if verdict.ok else EXIT_FAILED
 
 
+def cmd_db_file(ctx: Any) -> int:
+    """`db backup FILE` and `db restore FILE`: SQLite through its backup API, PostgreSQL by pg_dump."""
+    from digests.clock import utcnow
+    from digests.store import backup
+    from digests.store.revisions import head_revision
+
+    action, file = ctx.args.action, ctx.args.file
+    if not file:
+        print(f"digestbot db {action}: give the FILE to {'write' if action == 'backup' else 'read'}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    url = ctx.config.database.url
+    if backup.sqlite_path(url) is None:
+        if action == "backup":
+            print("PostgreSQL is backed up with its own tool, pg_dump (consistent while the bot runs); "
+                  "the password comes from PGPASSWORD or ~/.pgpass:", file=sys.stderr)
+            print(backup.pg_dump_command(url, file))
+        else:
+            print("Stop every digestbot worker, then restore with pg_restore (it drops and recreates the "
+                  "tables of the dump):", file=sys.stderr)
+            print(backup.pg_restore_command(url, file))
+        return EXIT_FAILED
+    if action == "backup":
+        written = backup.backup_sqlite(url, Path(file), force=ctx.args.force)
+        print(f"backup written to {written.path}: {written.describe()}")
+        return EXIT_OK
+    beats = timedelta(seconds=3 * ctx.config.server.heartbeat_seconds)
+    restored = backup.restore_sqlite(Path(file), url, now=utcnow(), running_within=beats, force=ctx.args.force)
+    print(f"restored {file} into {restored.path}: {restored.describe()}")
+    if restored.revision != head_revision():
+        print("the next start (or `digestbot db upgrade`) migrates it to this version's schema")
+    return EXIT_OK
+
+
 def register(add: Callable[..., Any]) -> None:
     p = add("health", cmd_health)
     p.add_argument("--json", action="store_true", help="print the verdict as /healthz does")
@@ -37,3 +73,8 @@ def register(add: Callable[..., Any]) -> None:
     p.add_argument("--any-host", action="store_true",
                    help="a heartbeat from any machine counts (default: this machine's workers only)")
 
+
+def add_db_arguments(parser: Any) -> None:
+    """The FILE and --force of `db backup` / `db restore` on the existing `db` sub-command."""
+    parser.add_argument("file", nargs="?", metavar="FILE", help="backup/restore: the backup file")
+    parser.add_argument("--force", action="store_true", help="backup/restore: replace an existing file")
