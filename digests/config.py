@@ -27,6 +27,7 @@ DEFAULT_DATABASE_URL = "sqlite:///digest.db"
 DEFAULT_BASE_URL = "https://api.telegram.org/bot"
 ENV_TOKEN = "DIGESTBOT_TOKEN"
 ENV_DATABASE_URL = "DIGESTBOT_DATABASE_URL"
+ENV_CONFIG = "DIGESTBOT_CONFIG"
 
 _INTERVAL = re.compile(r"^every\s+(\d+)\s*([smhd])$")
 _QUIET = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
@@ -246,6 +247,11 @@ class Config(_Strict):
     @property
     def token(self) -> str:
         return self.telegram.token.get_secret_value()
+
+
+def known_env_name(name: str) -> bool:
+    """Whether digestbot reads this environment variable (the deploy files are checked against it)."""
+    return name in (ENV_TOKEN, ENV_DATABASE_URL, ENV_CONFIG)
 
 
 def _key_path(loc: tuple[Any, ...], data: Any) -> str:
