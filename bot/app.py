@@ -8,7 +8,7 @@ from typing import Any
 from telegram import User
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, ExtBot
 
-from bot import scheduler
+from bot import scheduler, service
 from bot.commands import publish_command_lists, register_handlers
 from bot.config import BotConfig
 from bot.notify import notify_admins
@@ -49,7 +49,7 @@ def build_application(config: BotConfig, db: Database, *, dry_run: bool = False,
             builder = builder.base_file_url(config.telegram.base_file_url)
         if not poll:
             builder = builder.updater(None)
-    builder = builder.post_init(_post_init)
+    builder = builder.post_init(_post_init).post_shutdown(service.on_shutdown)
     application = builder.build()
 
     async def notify(text: str) -> None:
@@ -74,6 +74,7 @@ async def _post_init(application: Application) -> None:
         await notify_admins(application, f"{stale} post(s) were being sent when the bot stopped; their outcome "
                                          "is unknown and they wait for your word: /uncertain")
     scheduler.schedule_all(application)
+    await service.on_start(application)
     if not application.bot_data.get("dry_run"):
         try:
             await publish_command_lists(application)

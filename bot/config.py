@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import Field, SecretStr, field_validator
 
 from digests.config import (
+    ENV_DATABASE_URL,
     ChannelConfig,
     Config,
     StrictModel,
@@ -22,8 +23,10 @@ from digests.formatting.render import check_templates
 
 DEFAULT_BASE_URL = "https://api.telegram.org/bot"
 ENV_TOKEN = "DIGESTBOT_TOKEN"
+ENV_CONFIG = "DIGESTBOT_CONFIG"
 # config.yaml's sections in the order config.example.yaml gives them: errors are listed in this order.
-SECTIONS = ("database", "archive", "telegram", "limits", "publish", "commentator", "channels", "log_level")
+SECTIONS = ("database", "archive", "telegram", "limits", "publish", "server", "commentator", "channels",
+            "log_level")
 
 
 class TelegramConfig(StrictModel):
@@ -38,6 +41,18 @@ class TelegramConfig(StrictModel):
 class LimitsConfig(StrictModel):
     global_per_second: float = Field(default=30, gt=0)
     channel_per_minute: float = Field(default=20, gt=0)
+
+
+class ServerConfig(StrictModel):
+    """The HTTP endpoint of `digestbot run`: /healthz and /metrics (off unless enabled)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)  # 0: any free port (tests)
+    # A channel is stuck when a post has waited this long to be sent and nothing was sent meanwhile.
+    stuck_after_minutes: float = Field(default=30, gt=0)
+    # The running bot records that its scheduler runs this often; three missed beats are a stop.
+    heartbeat_seconds: float = Field(default=30, gt=0)
 
 
 class BotChannelConfig(ChannelConfig):
@@ -59,11 +74,17 @@ class BotChannelConfig(ChannelConfig):
 class BotConfig(Config):
     telegram: TelegramConfig = Field(default_factory=TelegramConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
     channels: list[BotChannelConfig] = Field(default_factory=list)
 
     @property
     def token(self) -> str:
         return self.telegram.token.get_secret_value()
+
+
+def known_env_name(name: str) -> bool:
+    """Whether digestbot reads this environment variable (the deploy files are checked against it)."""
+    return name in (ENV_TOKEN, ENV_DATABASE_URL, ENV_CONFIG)
 
 
 def config_from_mapping(data: dict[str, Any], *, source: str = "config") -> BotConfig:

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from telegram import Bot, LinkPreviewOptions
 from telegram.error import BadRequest, TelegramError
 
+from bot import metrics
 from bot.config import BotConfig as Config
 from bot.ratelimit import SendLimiter
 from bot.telegram_errors import outcome_of, photo_refused
@@ -231,7 +232,8 @@ class Publisher:
         settings = channel.settings
         chat = chat_ref(channel.chat_id)
         try:
-            message = await self._request(chat, post, settings, plain=False)
+            with metrics.time_send(channel.name):
+                message = await self._request(chat, post, settings, plain=False)
         except TelegramError as exc:
             outcome = outcome_of(exc, channel.chat_id)
         else:
@@ -258,6 +260,7 @@ class Publisher:
             if decision.hold_all:
                 self.hold_until = decision.at
             if outcome.kind is Kind.FLOOD_WAIT:
+                metrics.flood_held(outcome.retry_after)
                 self.stats.flood_waits += 1
                 await asyncio.to_thread(posts.bump_counter, self.db, "flood_waits")
             await asyncio.to_thread(posts.record_retry, self.db, post.id, self.worker, decision.reason,

@@ -112,9 +112,10 @@ async def test_slot_jobs_post_each_channel_in_its_order_and_format(archived: Dat
 
         application.add_error_handler(collect)
         jobs = {job.name: job for job in application.job_queue.jobs()}
-        # One job per schedule entry with a stable id, the drain job, the missed-slot run.
+        # One job per schedule entry with a stable id, the drain job, the missed-slot run, the
+        # scheduler's heartbeat and the start-up line per channel.
         assert set(jobs) == {"slot:column:0", "slot:column:1", "slot:latest:0", "slot:tech:0", "drain",
-                             "missed-slots"}
+                             "missed-slots", "heartbeat", "startup-log"}
         assert all(job.job.id == name for name, job in jobs.items() if name.startswith("slot:"))
         column_trigger = jobs["slot:column:1"].job.trigger
         assert isinstance(column_trigger, CronTrigger)

@@ -12,7 +12,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bot.cli import db, deliveries, ingest, items, publish
+from bot import logs
+from bot.cli import db, deliveries, ingest, items, publish, service
 from bot.cli.context import EXIT_FAILED, EXIT_USAGE, Context
 from digests.errors import DigestError
 
@@ -25,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--config", metavar="PATH", help="config.yaml (default: $DIGESTBOT_CONFIG, ./config.yaml, "
                         "or the built-in defaults)", default=argparse.SUPPRESS)
     common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log more")
+    common.add_argument("--log-format", choices=logs.LOG_FORMATS, default=argparse.SUPPRESS,
+                        help="text (default) or json: one JSON object a line, for log collectors")
     parser = argparse.ArgumentParser(
         prog="digestbot", parents=[common],
         description="hardcore-digest: turn an archive of Chinese tech news into a Telegram channel.",
@@ -46,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--newest", action="store_true", help="newest first (default: in storage order)")
 
     p = add("db", db.cmd_db)
-    p.add_argument("action", choices=["upgrade", "current", "reindex"])
+    p.add_argument("action", choices=["upgrade", "current", "reindex", "backup", "restore"])
+    service.add_db_arguments(p)
 
     p = add("comment", items.cmd_comment)
     p.add_argument("item_id", type=int, metavar="ITEM_ID")
@@ -88,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("demo", publish.cmd_demo)
     p.add_argument("--workdir", metavar="DIR", help="keep the demo database and archive here")
+
+    service.register(add)
     return parser
 
 
@@ -96,11 +102,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.config = getattr(args, "config", None)
     verbose = getattr(args, "verbose", False)
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(logging.DEBUG if verbose else logging.WARNING, getattr(args, "log_format", "text"))
     ctx: Context | None = None
     try:
         ctx = Context(args)
+        logs.add_secret(ctx.config.token)
         if not verbose:
             logging.getLogger().setLevel(ctx.config.log_level if args.command == "run" else logging.WARNING)
             for noisy in ("apscheduler", "httpx", "httpcore"):  # a line per job run or request
@@ -108,16 +114,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         command: Command = args.func
         return command(ctx)
     except DigestError as exc:
-        print(f"digestbot: error: {exc}", file=sys.stderr)
+        print(logs.mask(f"digestbot: error: {exc}"), file=sys.stderr)
         return EXIT_USAGE
     except ValueError as exc:
-        print(f"digestbot: error: {exc}", file=sys.stderr)
+        print(logs.mask(f"digestbot: error: {exc}"), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # a bug: say so plainly, keep the traceback for -v
         log.debug("unexpected error", exc_info=True)
-        print(f"digestbot: internal error: {exc.__class__.__name__}: {exc} (run with -v for details)",
+        print(logs.mask(f"digestbot: internal error: {exc.__class__.__name__}: {exc} (run with -v for details)"),
               file=sys.stderr)
         return EXIT_FAILED
     finally:

@@ -6,11 +6,10 @@ import argparse
 import os
 from pathlib import Path
 
-from bot.config import BotConfig, load_config
+from bot.config import ENV_CONFIG, BotConfig, load_config
 from digests.store.db import Database, open_database
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-CONFIG_ENV = "DIGESTBOT_CONFIG"
 
 
 class Context:
@@ -37,7 +36,7 @@ def _config_path(given: str | None) -> Path | None:
     """--config, else $DIGESTBOT_CONFIG, else ./config.yaml when present, else the defaults."""
     if given:
         return Path(given)
-    if os.environ.get(CONFIG_ENV):
-        return Path(os.environ[CONFIG_ENV])
+    if os.environ.get(ENV_CONFIG):
+        return Path(os.environ[ENV_CONFIG])
     local = Path("config.yaml")
     return local if local.is_file() else None

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from bot.cli.context import EXIT_OK, Context
+from bot.cli.service import cmd_db_file
 
 
 def cmd_db(ctx: Context) -> int:
-    """Database maintenance: upgrade (migrate), current (revision), reindex (search)."""
+    """Database maintenance: upgrade (migrate), current (revision), reindex (search), backup/restore FILE."""
     from digests.store.db import Database
+
+    if ctx.args.action in ("backup", "restore"):
+        return cmd_db_file(ctx)
 
     db = Database(ctx.config.database.url)
     try:

@@ -165,6 +165,8 @@ async def _run_without_polling(application: Any) -> None:
         await application.start()
         await stop.wait()
         await application.stop()
+    if application.post_shutdown is not None:  # as run_polling would
+        await application.post_shutdown(application)
 
 
 def cmd_demo(ctx: Context) -> int:
