@@ -1,4 +1,7 @@
-"""The whole config.yaml: the core sections (digests.config) plus Telegram's (token, admins, limits, chat ids)."""
+"""The whole config.yaml: the core sections (digests.config) plus Telegram's (token, admins, limits, chat ids).
+
+Every key may also come from the environment (bot/config_env.py): DIGESTBOT_<SECTION>__<KEY>.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +12,11 @@ from typing import Any
 
 from pydantic import Field, SecretStr, field_validator
 
-from digests.config import (
-    ChannelConfig,
-    Config,
-    StrictModel,
-    apply_env,
-    parse_config,
-    read_config_file,
-    set_from_env,
-)
+from bot import config_env
+from digests.config import ChannelConfig, Config, StrictModel, parse_config, read_config_file
 from digests.formatting.render import check_templates
 
 DEFAULT_BASE_URL = "https://api.telegram.org/bot"
-ENV_TOKEN = "DIGESTBOT_TOKEN"
 # config.yaml's sections in the order config.example.yaml gives them: errors are listed in this order.
 SECTIONS = ("database", "archive", "telegram", "limits", "publish", "commentator", "channels", "log_level")
 
@@ -71,13 +66,26 @@ def config_from_mapping(data: dict[str, Any], *, source: str = "config") -> BotC
     return parse_config(BotConfig, data, source=source, sections=SECTIONS)
 
 
+def known_env_name(name: str) -> bool:
+    """Whether the app reads this environment variable; the config keys' names come from BotConfig."""
+    return config_env.known_name(BotConfig, name)
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        below = merged.get(key)
+        merged[key] = _merged(below, value) if isinstance(below, dict) and isinstance(value, dict) else value
+    return merged
+
+
 def load_config(path: str | Path | None = None, *, env: dict[str, str] | None = None) -> BotConfig:
-    """Read config.yaml (or the defaults when path is None), then apply the environment overrides."""
+    """config.yaml (or the defaults when path is None) with the environment's keys over it."""
     env = dict(os.environ) if env is None else env
     data = read_config_file(path) if path is not None else {}
-    if env.get(ENV_TOKEN):
-        set_from_env(data, "telegram", "token", env[ENV_TOKEN])
-    apply_env(data, env)
-    config = config_from_mapping(data, source=str(path) if path is not None else "defaults")
+    layer = config_env.read_environment(BotConfig, env)
+    source = str(path) if path is not None else "environment" if layer.data else "defaults"
+    config = parse_config(BotConfig, _merged(data, layer.data), source=source, sections=SECTIONS,
+                          origins=layer.origins)
     check_templates(config, path)
     return config
