@@ -45,6 +45,8 @@ def test_every_kind_of_key_from_the_environment(tmp_path: Path) -> None:
         "DIGESTBOT_ARCHIVE__PATHS": "[/srv/archive, /srv/more]",  # YAML: paths need no quotes
         "DIGESTBOT_LIMITS": '{"channel_per_minute": 10}',  # a whole section at once
         "DIGESTBOT_CHANNELS": json.dumps([CHANNEL]),
+        "DIGESTBOT_TELEGRAM__WEBHOOK__URL": "https://bot.example.org/tg",
+        "DIGESTBOT_TELEGRAM__WEBHOOK__SECRET_TOKEN": "s3cret",
         "DIGESTBOT_LOG_LEVEL": "DEBUG",
         "HOME": "/elsewhere",  # not ours: ignored
     })
@@ -53,6 +55,7 @@ def test_every_kind_of_key_from_the_environment(tmp_path: Path) -> None:
     assert config.database.url.endswith("env.db") and config.archive.paths == ["/srv/archive", "/srv/more"]
     assert config.limits.channel_per_minute == 10 and config.limits.global_per_second == 30
     assert [(c.name, c.chat_id, c.per_slot) for c in config.channels] == [("main", "@env_channel", 2)]
+    assert config.telegram.webhook is not None and config.telegram.webhook.path == "/tg"
     assert config.log_level == "DEBUG"
 
 
@@ -146,6 +149,12 @@ def test_near_misses_in_the_file_are_named(tmp_path: Path) -> None:
     assert "channels[0:main].colour: unknown key\n" in message + "\n"
 
 
+def test_a_section_from_the_environment_says_why_it_is_there() -> None:
+    message = load_error(None, {"DIGESTBOT_TELEGRAM__WEBHOOK__SECRET_TOKEN": "s3cret"})
+    assert ("telegram.webhook.url: Field required; telegram.webhook gets keys from "
+            "DIGESTBOT_TELEGRAM__WEBHOOK__SECRET_TOKEN") in message
+
+
 def test_the_cli_says_which_variable_is_wrong(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
@@ -169,7 +178,8 @@ def test_every_documented_key_has_its_variable() -> None:
         name = "DIGESTBOT_" + "__".join(path).upper()
         assert known_env_name(name) and known_env_name(name + "_FILE"), name
         assert setting_names(BotConfig)[name] == path
-    for name in ("DIGESTBOT_TOKEN", "DIGESTBOT_TOKEN_FILE", "DIGESTBOT_DATABASE_URL", "DIGESTBOT_CONFIG"):
+    for name in ("DIGESTBOT_TOKEN", "DIGESTBOT_TOKEN_FILE", "DIGESTBOT_DATABASE_URL", "DIGESTBOT_CONFIG",
+                 "DIGESTBOT_TELEGRAM__WEBHOOK__SECRET_TOKEN_FILE"):
         assert known_env_name(name), name
     assert not known_env_name("DIGESTBOT_CHANNELS__0__NAME") and not known_env_name("DIGESTBOT_NOPE")
 
