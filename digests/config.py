@@ -6,11 +6,12 @@ which builds the whole file's config over this one.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping, Sequence
 from datetime import date, time
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -28,7 +29,6 @@ from pydantic import (
 from digests.errors import ConfigError
 
 DEFAULT_DATABASE_URL = "sqlite:///digest.db"
-ENV_DATABASE_URL = "DIGESTBOT_DATABASE_URL"
 
 C = TypeVar("C", bound=BaseModel)
 _INTERVAL = re.compile(r"^every\s+(\d+)\s*([smhd])$")
@@ -227,12 +227,68 @@ def _key_path(loc: tuple[Any, ...], data: Any) -> str:
     return ".".join(parts)
 
 
+def model_in(annotation: Any) -> type[BaseModel] | None:
+    """The config section (model class) a field holds, itself or in a list or Optional; None for a plain value."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def model_at(model: type[BaseModel], loc: Sequence[Any]) -> type[BaseModel] | None:
+    """The section at a key path (list indexes skipped), or None when the path leaves the model."""
+    node: type[BaseModel] | None = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = node.model_fields.get(part) if node is not None else None
+        node = model_in(field.annotation) if field is not None else None
+        if node is None:
+            return None
+    return node
+
+
+def near_miss(word: str, choices: Sequence[str]) -> str | None:
+    """The one choice a misspelt word most likely meant, if any is close."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+def _unknown_key(model: type[BaseModel], loc: Sequence[Any]) -> str:
+    section = model_at(model, loc[:-1])
+    meant = near_miss(str(loc[-1]), list(section.model_fields)) if section is not None and loc else None
+    return f"unknown key; did you mean {meant}?" if meant else "unknown key"
+
+
+def _origin(loc: Sequence[Any], origins: Mapping[tuple[Any, ...], str]) -> str | None:
+    """The environment variable (or secret file) a key's value came from, if not from the file."""
+    for end in range(len(loc), 0, -1):
+        if tuple(loc[:end]) in origins:
+            return origins[tuple(loc[:end])]
+    return None
+
+
+# How a variable spells what a value should be; a config file shows it by its layout.
+_SHAPES = {"list_type": "'[a, b]'", "dict_type": "'{key: value}'", "model_type": "'{key: value}'"}
+
+
+def _section_origins(loc: tuple[Any, ...], data: Any, origins: Mapping[tuple[Any, ...], str]) -> str:
+    """Which variables put keys in a section that lacks one: the reason a section is there at all."""
+    section = loc[:-1]
+    given = sorted({label for path, label in origins.items() if path[:len(section)] == section and path != section})
+    return f"; {_key_path(section, data)} gets keys from {', '.join(given)}" if section and given else ""
+
+
 def parse_config(model: type[C], data: dict[str, Any], *, source: str = "config",
-                 sections: Sequence[str] = ()) -> C:
+                 sections: Sequence[str] = (), origins: Mapping[tuple[Any, ...], str] | None = None) -> C:
     """Validate a mapping as model; ConfigError names every bad key path.
 
     The errors are listed section by section in the order of `sections` when given (else in the
-    model's field order); unknown sections come last.
+    model's field order); unknown sections come last. `origins` maps a key path to the
+    environment variable that set it: such errors name the variable too.
     """
     try:
         return model.model_validate(data)
@@ -248,9 +304,16 @@ def parse_config(model: type[C], data: dict[str, Any], *, source: str = "config"
         for error in errors:
             loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
             path = _key_path(loc, data) or "(top level)"
+            origin = _origin(loc, origins or {})
+            if origin:
+                path = f"{origin} ({path})"
             message = error["msg"].removeprefix("Value error, ")
             if error["type"] == "extra_forbidden":
-                message = "unknown key"
+                message = _unknown_key(model, loc)
+            elif origin and error["type"] in _SHAPES:
+                message += f" (in YAML or JSON: {_SHAPES[error['type']]})"
+            elif error["type"] == "missing" and origins:
+                message += _section_origins(loc, data, origins)
             lines.append(f"{path}: {message}")
         raise ConfigError(f"{source}: invalid configuration\n  " + "\n  ".join(lines)) from None
 
@@ -275,16 +338,3 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(loaded, dict):
         raise ConfigError(f"{path}: the configuration must be a mapping of sections")
     return loaded
-
-
-def set_from_env(data: dict[str, Any], section: str, key: str, value: str) -> None:
-    """data[section][key] = value, unless the section is not a mapping (validation then says so)."""
-    data.setdefault(section, {})
-    if isinstance(data[section], dict):
-        data[section][key] = value
-
-
-def apply_env(data: dict[str, Any], env: Mapping[str, str]) -> None:
-    """The environment's overrides of the core sections (the database URL)."""
-    if env.get(ENV_DATABASE_URL):
-        set_from_env(data, "database", "url", env[ENV_DATABASE_URL])

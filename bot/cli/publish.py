@@ -137,8 +137,9 @@ def cmd_publish(ctx: Context) -> int:
 
 
 def cmd_run(ctx: Context) -> int:
-    """Run the bot: scheduler plus command polling (Ctrl-C stops it)."""
+    """Run the bot: scheduler plus commands by polling or webhook (Ctrl-C stops it)."""
     from bot.app import build_application
+    from bot.webhook import run_webhook
 
     dry_run = ctx.args.dry_run or not ctx.config.token
     if dry_run:
@@ -147,6 +148,8 @@ def cmd_run(ctx: Context) -> int:
                                      poll=ctx.config.telegram.poll_commands)
     if application.updater is None:
         asyncio.run(_run_without_polling(application))
+    elif ctx.config.telegram.webhook is not None:
+        run_webhook(application, ctx.config.telegram.webhook)
     else:
         application.run_polling(drop_pending_updates=False, close_loop=False)
     return 0

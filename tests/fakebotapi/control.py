@@ -59,6 +59,7 @@ def state_json(records: Records, flood: FloodControl) -> dict[str, Any]:
             "deleted": [list(d) for d in records.deleted],
             "request_count": len(records.requests),
             "pending_updates": len(records.updates),
+            "webhook": dict(records.webhook) if records.webhook else None,
         }
 
 

@@ -34,18 +34,47 @@ def close(records: Records, call: Call) -> bool:
     return True
 
 
+_SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+
+
+def set_webhook(records: Records, call: Call) -> bool:
+    """Telegram's checks of a webhook, then it is kept: getUpdates answers 409 until deleteWebhook."""
+    url = str(call.params.get("url") or "")
+    if not url:
+        raise bad_request("bad webhook: an empty URL was given; use deleteWebhook to remove the webhook")
+    if not re.match(r"^https?://[^/\s]+", url):
+        raise bad_request("bad webhook: failed to resolve host: Name or service not known")
+    secret = call.params.get("secret_token")
+    if secret is not None and not _SECRET_TOKEN.match(str(secret)):
+        raise bad_request("bad webhook: secret token contains unallowed characters")
+    if call.params.get("drop_pending_updates"):
+        records.updates.clear()
+    records.webhook = {
+        "url": url,
+        "secret_token": secret,
+        "max_connections": call.params.get("max_connections"),
+        "allowed_updates": call.params.get("allowed_updates"),
+    }
+    return True
+
+
 def delete_webhook(records: Records, call: Call) -> bool:
     if call.params.get("drop_pending_updates"):
         records.updates.clear()
+    records.webhook = None
     return True
 
 
 def get_webhook_info(records: Records, call: Call) -> dict[str, Any]:
-    return {"url": "", "has_custom_certificate": False, "pending_update_count": len(records.updates)}
+    url = records.webhook["url"] if records.webhook else ""
+    return {"url": url, "has_custom_certificate": False, "pending_update_count": len(records.updates)}
 
 
 def get_updates(records: Records, call: Call) -> list[dict[str, Any]]:
     params = call.params
+    if records.webhook is not None:
+        raise ApiError(409, "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook "
+                            "to delete the webhook first")
     # A newer getUpdates ends an older one, as on Telegram: only one poller may run.
     records.poll_generation += 1
     generation = records.poll_generation
@@ -166,6 +195,7 @@ HANDLERS: dict[str, Handler] = {
     "getMe": get_me,
     "logOut": log_out,
     "close": close,
+    "setWebhook": set_webhook,
     "deleteWebhook": delete_webhook,
     "getWebhookInfo": get_webhook_info,
     "getUpdates": get_updates,

@@ -149,6 +149,7 @@ class Records:
         self.update_ids = itertools.count(1)
         self.poll_generation = 0  # bumped by each getUpdates; an older poll sees it and ends
         self.allowed_updates: list[str] | None = None
+        self.webhook: dict[str, Any] | None = None  # what setWebhook was given; None: getUpdates works
         self.commands: dict[tuple[str, str], list[dict[str, Any]]] = {}  # (scope key, language)
         self.callback_ids: set[str] = set()
         self.inline_ids: set[str] = set()

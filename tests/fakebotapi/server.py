@@ -330,6 +330,12 @@ class FakeBotApi:
             return list(self._records.inline_answers)
 
     @property
+    def webhook(self) -> dict[str, Any] | None:
+        """What the last setWebhook set (url, secret_token, ...), or None after deleteWebhook."""
+        with self._lock:
+            return dict(self._records.webhook) if self._records.webhook else None
+
+    @property
     def pending_updates(self) -> list[dict[str, Any]]:
         """Updates not yet confirmed by a getUpdates offset."""
         with self._lock:

@@ -41,7 +41,8 @@ _BOOL_FIELDS = frozenset(
     }
 )
 _INT_FIELDS = frozenset(
-    {"message_id", "offset", "limit", "reply_to_message_id", "message_thread_id", "cache_time", "user_id"}
+    {"message_id", "offset", "limit", "reply_to_message_id", "message_thread_id", "cache_time", "user_id",
+     "max_connections"}
 )
 _FLOAT_FIELDS = frozenset({"timeout"})
 
