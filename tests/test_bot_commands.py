@@ -529,3 +529,42 @@ async def test_errors_apologise_and_tell_the_admins_once(app: Application, admin
     [notice] = admin_notices()
     assert "'/latest'" in notice and "BadRequest: Injected for the test" in notice
     assert "Traceback" not in notice
+
+
+# ---------------------------------------------------------------------------------------------
+# Numbers that are no ids: '²' passes str.isdigit but not int(); a huge one overflows the database
+
+HUGE = "99999999999999999999999"
+
+
+async def test_ids_that_are_not_numbers_or_too_large_get_the_usage(app: Application, admin: Chat,
+                                                                    reader: Chat) -> None:
+    for text in ("/item ²", "/item ٣", "/item -1"):
+        assert (await reader.ask(text)).startswith("Usage: /item ID"), text
+    assert await reader.ask(f"/item {HUGE}") == f"ID {HUGE} is too large: at most 2147483647\nUsage: /item ID\n" \
+                                                "用法：/item 编号（搜索结果里的 ID）"
+    assert await reader.ask("/item 2147483647") == f"{NOTHING_FOUND}: ID 2147483647"  # the largest id is one
+    assert (await admin.ask("/comment ² text")).startswith("Usage: /comment ITEM TEXT")
+    assert (await admin.ask(f"/comment {HUGE} text")).startswith(f"ITEM {HUGE} is too large")
+    assert (await admin.ask("/postnow main ²")).startswith("Usage: /postnow CHANNEL [ITEM...]")
+    assert (await admin.ask(f"/postnow main 1 {HUGE}")).startswith(f"ITEM {HUGE} is too large")
+    assert (await admin.ask("/skip main ²")).startswith("Usage: /skip [CHANNEL] ITEM")
+    assert "too large" in await admin.ask(f"/skip main {HUGE}")
+    assert not app.bot_data.get("errors_told")  # no error reached the error handler
+
+
+async def test_forged_offsets_and_buttons_are_answered(app: Application, fake_bot_api: FakeBotApi,
+                                                       reader: Chat, admin: Chat) -> None:
+    for offset in ("²", HUGE):  # inline offsets come back from the client: a forged one starts over
+        before = len(fake_bot_api.inline_answers)
+        fake_bot_api.push_inline_query(USER, "开源", offset=offset)
+        await fake_bot_api.wait_until(lambda before=before: len(fake_bot_api.inline_answers) > before)
+        assert len(fake_bot_api.inline_answers[before].results) == 7
+    [first] = await reader.send("/search 开源")
+    key = buttons(first)["下一页 / next ›"].rsplit(":", 1)[1]
+    for offset in ("²", HUGE):
+        answer = await reader.press(first, f"s:{offset}:{key}")
+        assert answer.text.startswith("请重新搜索") and answer.show_alert
+    assert (await admin.press(first, "u:drop:²")).text == "Unknown button."
+    assert (await admin.press(first, f"u:drop:{HUGE}")).text == "Unknown button."
+    assert not [m for m in fake_bot_api.replies(ADMIN) if m.plain_text.startswith("Error while")]
