@@ -13,6 +13,7 @@ from bot.commands import publish_command_lists, register_handlers
 from bot.config import BotConfig
 from bot.notify import notify_admins
 from bot.publisher import Publisher
+from bot.reply_limiter import ReplyLimiter
 from digests.actions import sync_from_config
 from digests.store.db import Database
 from digests.store.posts import expire_leases
@@ -38,13 +39,14 @@ def build_application(config: BotConfig, db: Database, *, dry_run: bool = False,
     # Any: the builder's type parameter changes with the bot class (DryRunBot or the real one).
     builder: Any = ApplicationBuilder().concurrent_updates(True)
     timeout = config.telegram.request_timeout
+    replies = ReplyLimiter(group_per_minute=config.limits.channel_per_minute)
     if dry_run:
         builder = builder.bot(DryRunBot(DRY_RUN_TOKEN)).updater(None)
     else:
         builder = (builder.token(token).base_url(config.telegram.base_url)
                    .connection_pool_size(config.publish.concurrency + 8)
                    .connect_timeout(timeout).read_timeout(timeout).write_timeout(timeout)
-                   .get_updates_read_timeout(timeout + 30))
+                   .get_updates_read_timeout(timeout + 30).rate_limiter(replies))
         if config.telegram.base_file_url:
             builder = builder.base_file_url(config.telegram.base_file_url)
         if not poll:
@@ -55,11 +57,10 @@ def build_application(config: BotConfig, db: Database, *, dry_run: bool = False,
     async def notify(text: str) -> None:
         await notify_admins(application, text)
 
-    application.bot_data.update(
-        db=db, config=config, dry_run=dry_run,
-        publisher=Publisher(db, config, None if dry_run else application.bot, dry_run=dry_run, notify=notify,
-                            echo=echo),
-    )
+    publisher = Publisher(db, config, None if dry_run else application.bot, dry_run=dry_run, notify=notify,
+                          echo=echo)
+    replies.share(publisher.limiter)  # replies and channel posts count in one global window
+    application.bot_data.update(db=db, config=config, dry_run=dry_run, publisher=publisher)
     register_handlers(application)
     return application
 

@@ -18,6 +18,7 @@ from telegram.error import BadRequest, TelegramError
 from bot import metrics
 from bot.config import BotConfig as Config
 from bot.ratelimit import SendLimiter
+from bot.reply_limiter import publisher_request
 from bot.telegram_errors import outcome_of, photo_refused
 from digests.channels import settings_of
 from digests.clock import utcnow
@@ -282,6 +283,7 @@ class Publisher:
         else:  # a plain-text resend is decided once, in _send
             raise AssertionError(f"unexpected decision {decision!r}")
 
+    @publisher_request  # counted by self.limiter; the bot's rate limiter lets it pass
     async def _request(self, chat: int | str, post: OutgoingPost, settings: ChannelConfig, *, plain: bool) -> Any:
         assert self.bot is not None
         text = visible_text(post.html) if plain else post.html

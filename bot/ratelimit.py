@@ -83,3 +83,13 @@ class SendLimiter:
         """The message let through by ``acquire`` was answered (or failed): it has arrived, if ever."""
         self.overall.done()
         self.chat(chat_id).done()
+
+    async def acquire_overall(self) -> None:
+        """Count one message in the global window only (a reply: bot.reply_limiter keeps its chat's window)."""
+        async with self._lock:
+            while (delay := self.overall.wait_time()) > 0:
+                await asyncio.sleep(delay + 0.002)
+            self.overall.record()
+
+    def done_overall(self) -> None:
+        self.overall.done()

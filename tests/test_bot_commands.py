@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
 from collections.abc import AsyncIterator, Iterator
@@ -529,3 +530,115 @@ async def test_errors_apologise_and_tell_the_admins_once(app: Application, admin
     [notice] = admin_notices()
     assert "'/latest'" in notice and "BadRequest: Injected for the test" in notice
     assert "Traceback" not in notice
+
+
+# ---------------------------------------------------------------------------------------------
+# Numbers that are no ids: '²' passes str.isdigit but not int(); a huge one overflows the database
+
+HUGE = "99999999999999999999999"
+
+
+async def test_ids_that_are_not_numbers_or_too_large_get_the_usage(app: Application, admin: Chat,
+                                                                    reader: Chat) -> None:
+    for text in ("/item ²", "/item ٣", "/item -1"):
+        assert (await reader.ask(text)).startswith("Usage: /item ID"), text
+    assert await reader.ask(f"/item {HUGE}") == f"ID {HUGE} is too large: at most 2147483647\nUsage: /item ID\n" \
+                                                "用法：/item 编号（搜索结果里的 ID）"
+    assert await reader.ask("/item 2147483647") == f"{NOTHING_FOUND}: ID 2147483647"  # the largest id is one
+    assert (await admin.ask("/comment ² text")).startswith("Usage: /comment ITEM TEXT")
+    assert (await admin.ask(f"/comment {HUGE} text")).startswith(f"ITEM {HUGE} is too large")
+    assert (await admin.ask("/postnow main ²")).startswith("Usage: /postnow CHANNEL [ITEM...]")
+    assert (await admin.ask(f"/postnow main 1 {HUGE}")).startswith(f"ITEM {HUGE} is too large")
+    assert (await admin.ask("/skip main ²")).startswith("Usage: /skip [CHANNEL] ITEM")
+    assert "too large" in await admin.ask(f"/skip main {HUGE}")
+    assert not app.bot_data.get("errors_told")  # no error reached the error handler
+
+
+async def test_forged_offsets_and_buttons_are_answered(app: Application, fake_bot_api: FakeBotApi,
+                                                       reader: Chat, admin: Chat) -> None:
+    for offset in ("²", HUGE):  # inline offsets come back from the client: a forged one starts over
+        before = len(fake_bot_api.inline_answers)
+        fake_bot_api.push_inline_query(USER, "开源", offset=offset)
+        await fake_bot_api.wait_until(lambda before=before: len(fake_bot_api.inline_answers) > before)
+        assert len(fake_bot_api.inline_answers[before].results) == 7
+    [first] = await reader.send("/search 开源")
+    key = buttons(first)["下一页 / next ›"].rsplit(":", 1)[1]
+    for offset in ("²", HUGE):
+        answer = await reader.press(first, f"s:{offset}:{key}")
+        assert answer.text.startswith("请重新搜索") and answer.show_alert
+    assert (await admin.press(first, "u:drop:²")).text == "Unknown button."
+    assert (await admin.press(first, f"u:drop:{HUGE}")).text == "Unknown button."
+    assert not [m for m in fake_bot_api.replies(ADMIN) if m.plain_text.startswith("Error while")]
+
+
+# ---------------------------------------------------------------------------------------------
+# Replies under Telegram's limits: the bot's rate limiter
+
+
+@pytest.mark.filterwarnings("ignore:.*attribute `retry_after`:telegram.warnings.PTBDeprecationWarning")
+async def test_forty_users_searching_at_once_each_get_one_answer(config: Config, store: Database,
+                                                                 fake_bot_api: FakeBotApi) -> None:
+    """More replies at once than Telegram takes in a second (30): they wait their turn; a 429 is waited out."""
+    users = [5000 + n for n in range(40)]
+    for user in users:
+        fake_bot_api.add_user(user)
+    fake_bot_api.inject("sendMessage", "429", retry_after=1, chat_id=users[3])  # flood waits on top
+    fake_bot_api.inject("sendMessage", "429", retry_after=2, chat_id=users[17])
+    async with running(config, store):
+        for user in users:
+            fake_bot_api.push_message(user, user, "/search 开源")
+        await fake_bot_api.wait_until(lambda: all(fake_bot_api.replies(u) for u in users), timeout=30,
+                                      describe=lambda: f"{sum(1 for u in users if fake_bot_api.replies(u))} answered")
+        await asyncio.sleep(0.5)  # nothing more follows
+    for user in users:
+        [answer] = fake_bot_api.replies(user)
+        assert answer.plain_text.startswith("🔎 开源")
+    throttles = fake_bot_api.throttled
+    assert sorted((t.chat_id, t.reason) for t in throttles) == [(users[3], "injected"), (users[17], "injected")]
+    assert fake_bot_api.early_retries == 0
+    for throttle in throttles:  # sent again once its retry_after had passed, not before
+        [again] = [r for r in fake_bot_api.calls("sendMessage") if r.params.get("chat_id") == throttle.chat_id
+                   and r.status == 200]
+        assert again.received_at >= throttle.at + throttle.retry_after
+    arrivals = sorted(m.received_at for m in fake_bot_api.sent)
+    assert max(sum(1 for t in arrivals if start <= t < start + 1.0) for start in arrivals) <= 30
+
+
+@pytest.mark.filterwarnings("ignore:.*attribute `retry_after`:telegram.warnings.PTBDeprecationWarning")
+async def test_answers_to_inline_queries_and_buttons_wait_out_a_429(app: Application, fake_bot_api: FakeBotApi,
+                                                                    reader: Chat) -> None:
+    fake_bot_api.inject("answerInlineQuery", "429", retry_after=1)
+    fake_bot_api.push_inline_query(USER, "开源")
+    await fake_bot_api.wait_until(lambda: len(fake_bot_api.inline_answers) == 1, timeout=10)
+    [first] = await reader.send("/search 开源")
+    fake_bot_api.inject("answerCallbackQuery", "429", retry_after=1)
+    fake_bot_api.inject("editMessageText", "429", retry_after=1)
+    await reader.press(first, buttons(first)["下一页 / next ›"])
+    assert "page 2" in first.plain_text
+    assert len(fake_bot_api.answered_callbacks) == 1 and len(fake_bot_api.inline_answers) == 1
+    assert len(fake_bot_api.throttled) == 3 and fake_bot_api.early_retries == 0
+
+
+async def test_replies_and_channel_posts_share_telegrams_global_limit(config: Config, store: Database,
+                                                                      fake_bot_api: FakeBotApi) -> None:
+    """16 channel posts and 30 replies at once: together over 30 a second unless they share one window."""
+    from digests.publishing.planning import plan_slot
+
+    users = [6000 + n for n in range(30)]
+    for user in users:
+        fake_bot_api.add_user(user)
+    with store.session() as session:
+        every_item = list(session.scalars(select(Item.id)))
+    async with running(config, store) as application:
+        publisher = application.bot_data["publisher"]
+        for channel in ("main", "backup"):
+            await asyncio.to_thread(plan_slot, store, channel, publisher.render, item_ids=every_item)
+        for user in users:
+            fake_bot_api.push_message(user, user, "/search 开源")
+        await publisher.drain()
+        await fake_bot_api.wait_until(lambda: all(fake_bot_api.replies(u) for u in users), timeout=30)
+    assert len(fake_bot_api.replies(MAIN_ID)) == len(fake_bot_api.replies(BACKUP_ID)) == len(every_item)
+    assert all(len(fake_bot_api.replies(u)) == 1 for u in users)
+    assert fake_bot_api.count_429 == 0
+    arrivals = sorted(m.received_at for m in fake_bot_api.sent)
+    assert max(sum(1 for t in arrivals if start <= t < start + 1.0) for start in arrivals) <= 30

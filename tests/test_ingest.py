@@ -471,3 +471,47 @@ def test_canonical_urls_merge_what_differs_only_in_tracking(first: str, second: 
     from digests.ingest.normalize import canonical_url
 
     assert canonical_url(first) == canonical_url(second)
+
+
+MARKUP_NAME = "x[/red]y.md"  # rich markup in a name (a member, or a file red]y.md in a folder x[)
+
+
+def test_cli_prints_names_that_look_like_rich_markup(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DIGESTBOT_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "x[").mkdir()
+    (archive / MARKUP_NAME).write_text("", encoding="utf-8")  # empty: a failure that names the file
+    (archive / "[bold]column.md").write_text(COLUMN.replace("测试用的第一条新闻", "[/red]第一条[bold]"),
+                                             encoding="utf-8")
+    with zipfile.ZipFile(tmp_path / "bundle.zip", "w") as zf:
+        zf.writestr(MARKUP_NAME, "{")
+    assert main(["ingest", str(archive), str(tmp_path / "bundle.zip")]) == 1
+    out, err = capsys.readouterr()
+    assert f"failed {archive / MARKUP_NAME}: empty file" in out
+    assert f"failed {tmp_path / 'bundle.zip'}!{MARKUP_NAME}: " in out
+    assert "internal error" not in err and "MarkupError" not in err
+
+    assert main(["items"]) == 0  # a title that looks like markup, in a rich table
+    assert "[/red]第一条[bold]" in capsys.readouterr().out
+
+
+
+@pytest.mark.parametrize(("argv", "problem"), [
+    (["comment", "²", "text"], "argument ITEM_ID: ITEM_ID must be a number written with the digits 0-9, not '²'"),
+    (["comment", "99999999999999999999999", "text"], "ITEM_ID 99999999999999999999999 is too large: at most"),
+    (["uncertain", "--confirm", "²"], "argument --confirm: POST_ID must be a number"),
+    (["uncertain", "--drop", "99999999999999999999999"], "POST_ID 99999999999999999999999 is too large"),
+    (["items", "--limit", "99999999999999999999"], "argument --limit: N 99999999999999999999 is too large"),
+])
+def test_cli_ids_are_ascii_numbers_within_range(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch, argv: list[str],
+                                                problem: str) -> None:
+    monkeypatch.setenv("DIGESTBOT_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert problem in err and "Traceback" not in err and "internal error" not in err

@@ -15,10 +15,23 @@ from typing import Any
 from bot import logs
 from bot.cli import db, deliveries, ingest, items, publish, service
 from bot.cli.context import EXIT_FAILED, EXIT_USAGE, Context
+from bot.ids import BadId, parse_id
 from digests.errors import DigestError
 
 log = logging.getLogger("digestbot")
 Command = Callable[[Context], int]
+
+
+def number(what: str) -> Callable[[str], int]:
+    """An id or count argument as bot.ids reads it; argparse's usage error (exit 2) otherwise."""
+
+    def parse(text: str) -> int:
+        try:
+            return parse_id(text, what)
+        except BadId as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("items", items.cmd_items)
     p.add_argument("--json", action="store_true")
-    p.add_argument("--limit", type=int, default=None, metavar="N")
+    p.add_argument("--limit", type=number("N"), default=None, metavar="N")
     p.add_argument("--newest", action="store_true", help="newest first (default: in storage order)")
 
     p = add("db", db.cmd_db)
@@ -53,18 +66,18 @@ def build_parser() -> argparse.ArgumentParser:
     service.add_db_arguments(p)
 
     p = add("comment", items.cmd_comment)
-    p.add_argument("item_id", type=int, metavar="ITEM_ID")
+    p.add_argument("item_id", type=number("ITEM_ID"), metavar="ITEM_ID")
     p.add_argument("text", nargs="+", metavar="TEXT")
     p.add_argument("--author", default=None)
 
     p = add("search", items.cmd_search)
     p.add_argument("query", nargs="+", metavar="QUERY")
-    p.add_argument("--limit", type=int, default=10, metavar="N")
+    p.add_argument("--limit", type=number("N"), default=10, metavar="N")
     p.add_argument("--json", action="store_true")
 
     p = add("preview", publish.cmd_preview)
     p.add_argument("--channel", metavar="NAME")
-    p.add_argument("--limit", type=int, metavar="N")
+    p.add_argument("--limit", type=number("N"), metavar="N")
     p.add_argument("--json", action="store_true")
     p.add_argument("--html", metavar="FILE", help="write a page that renders the posts like Telegram")
 
@@ -80,12 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--channel", metavar="NAME")
     p.add_argument("--state", action="append", metavar="STATE")
-    p.add_argument("--limit", type=int, metavar="N")
+    p.add_argument("--limit", type=number("N"), metavar="N")
 
     p = add("uncertain", deliveries.cmd_uncertain)
     p.add_argument("--json", action="store_true")
     for action in ("confirm", "resend", "drop"):
-        p.add_argument(f"--{action}", type=int, metavar="POST_ID")
+        p.add_argument(f"--{action}", type=number("POST_ID"), metavar="POST_ID")
 
     p = add("stats", deliveries.cmd_stats)
     p.add_argument("--json", action="store_true")

@@ -22,6 +22,7 @@ def cmd_ingest(ctx: Context) -> int:
     progress_cb: Callable[[str], None] | None = None
     progress_ctx = None
     if not as_json and sys.stderr.isatty():
+        from rich.markup import escape
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         progress_ctx = Progress(SpinnerColumn(), TextColumn("{task.completed} documents"),
@@ -30,7 +31,8 @@ def cmd_ingest(ctx: Context) -> int:
         task = progress_ctx.add_task("", total=None)
 
         def progress_cb(path: str) -> None:
-            progress_ctx.update(task, advance=1, description=Path(path.split("!")[-1]).name[-40:])
+            name = escape(Path(path.split("!")[-1]).name[-40:])  # the column reads it as markup
+            progress_ctx.update(task, advance=1, description=name)
 
     try:
         report = ingest(ctx.db, paths, max_bytes=ctx.config.archive.max_document_bytes, progress=progress_cb)

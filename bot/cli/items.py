@@ -15,6 +15,7 @@ def cmd_items(ctx: Context) -> int:
     if ctx.args.json:
         print_json([view.as_json() for view in items])
         return EXIT_OK
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table()
@@ -22,7 +23,7 @@ def cmd_items(ctx: Context) -> int:
         table.add_column(column)
     for view in items:
         day = view.published_at.date().isoformat() if view.published_at else ""
-        table.add_row(str(view.id), day, view.source[:20], view.title[:70])
+        table.add_row(str(view.id), day, escape(view.source[:20]), escape(view.title[:70]))  # cells are markup
     console().print(table)
     return EXIT_OK
 

@@ -22,11 +22,12 @@ def console() -> Any:  # rich is imported only by commands that draw
 
 
 def print_ingest_report(report: IngestReport) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     out = console()
-    for path, reason in report.failures:
-        out.print(f"[red]failed[/red] {path}: {reason}", highlight=False, soft_wrap=True)
+    for path, reason in report.failures:  # names and reasons come from the archive: never markup
+        out.print(f"[red]failed[/red] {escape(path)}: {escape(reason)}", highlight=False, soft_wrap=True)
     table = Table(title="ingest summary")
     for column in ("", "new", "unchanged", "updated", "failed", "duplicate", "removed"):
         table.add_column(column, justify="right" if column else "left")

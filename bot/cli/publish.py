@@ -10,10 +10,14 @@ import tempfile
 from pathlib import Path
 from typing import Any, Protocol
 
+from telegram.error import TelegramError
+
 import digests
-from bot.cli.context import Context
+from bot.cli.context import EXIT_FAILED, EXIT_USAGE, Context
 from bot.cli.output import print_ingest_report, print_json
 from bot.notify import tell_admins
+from bot.startup import problem_of, wait_for_telegram
+from bot.telegram_errors import TelegramUnusable
 from digests import views
 from digests.actions import sync_from_config
 
@@ -129,7 +133,12 @@ def cmd_publish(ctx: Context) -> int:
     if not names:
         print("no channels configured: add one under channels: in config.yaml", file=sys.stderr)
         return 2
-    stats = asyncio.run(_publish_once(ctx, names, dry_run))
+    try:
+        stats = asyncio.run(_publish_once(ctx, names, dry_run))
+    except TelegramError as exc:  # the bot's first request (getMe): unreachable, a wrong URL or token
+        problem = problem_of(exc, ctx.config)
+        print(f"digestbot: error: {problem}", file=sys.stderr)
+        return EXIT_USAGE if problem.final else EXIT_FAILED
     if not dry_run:
         print(f"sent {stats.sent}, retried {stats.retried}, failed {stats.failed}, uncertain {stats.uncertain}, "
               f"flood waits {stats.flood_waits}")
@@ -144,6 +153,12 @@ def cmd_run(ctx: Context) -> int:
     dry_run = ctx.args.dry_run or not ctx.config.token
     if dry_run:
         print("dry run: posts are printed here and recorded as dry-run; no Telegram", file=sys.stderr)
+    else:
+        try:  # Telegram may come up after us: wait for it rather than exit
+            asyncio.run(wait_for_telegram(ctx.config))
+        except TelegramUnusable as exc:
+            print(f"digestbot: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     application = build_application(ctx.config, ctx.db, dry_run=dry_run, echo=_echo_post,
                                      poll=ctx.config.telegram.poll_commands)
     if application.updater is None:
@@ -151,7 +166,8 @@ def cmd_run(ctx: Context) -> int:
     elif ctx.config.telegram.webhook is not None:
         run_webhook(application, ctx.config.telegram.webhook)
     else:
-        application.run_polling(drop_pending_updates=False, close_loop=False)
+        # bootstrap_retries=-1: should Telegram go away again right after the check, PTB waits for it too
+        application.run_polling(drop_pending_updates=False, close_loop=False, bootstrap_retries=-1)
     return 0
 
 

@@ -24,11 +24,13 @@ from bot.handlers.common import (
     admin_only,
     config_of,
     day_of,
+    id_arg,
     link,
     post_url,
     reply,
     run_db,
 )
+from bot.ids import BadId, parse_id
 from digests import actions, views
 from digests.config import ChannelConfig
 from digests.errors import NotFoundError
@@ -180,14 +182,18 @@ async def queue(update: Update, context: Context) -> None:
 
 
 def skip_target(args: Sequence[str], channel_names: Sequence[str]) -> tuple[str, int] | str:
-    """(channel, item) from /skip's arguments, or why they do not name one."""
-    if len(args) == 2 and args[1].isdigit():
-        return args[0], int(args[1])
-    if len(args) == 1 and args[0].isdigit():
-        if len(channel_names) == 1:
-            return channel_names[0], int(args[0])
-        return f"Which channel? There are several: {', '.join(channel_names) or 'none'}."
-    return ""
+    """(channel, item) from /skip's arguments, or why they do not name one ("": the usage says it)."""
+    if len(args) not in (1, 2):
+        return ""
+    try:
+        item_id = id_arg(args[-1], "ITEM")
+    except UsageError as exc:
+        return exc.problem or ""
+    if len(args) == 2:
+        return args[0], item_id
+    if len(channel_names) == 1:
+        return channel_names[0], item_id
+    return f"Which channel? There are several: {', '.join(channel_names) or 'none'}."
 
 
 async def skip(update: Update, context: Context) -> None:
@@ -219,9 +225,9 @@ async def _outcomes(context: Context, post_ids: list[int]) -> dict[int, tuple[st
 async def postnow(update: Update, context: Context) -> None:
     """/postnow CHANNEL [ITEM...]: post the given items (or the next due ones) at once."""
     args = context.args or []
-    if not args or not all(a.isdigit() for a in args[1:]):
+    if not args:
         raise UsageError()
-    name, item_ids = args[0], [int(a) for a in args[1:]]
+    name, item_ids = args[0], [id_arg(a, "ITEM") for a in args[1:]]
     actor = actor_of(update)
     try:
         paused = await run_db(context, views.check_post_targets, name, item_ids)
@@ -250,9 +256,9 @@ async def postnow(update: Update, context: Context) -> None:
 async def comment(update: Update, context: Context) -> None:
     """/comment ITEM TEXT: the editor's commentary, shown by the item's next post."""
     args = context.args or []
-    if len(args) < 2 or not args[0].isdigit():
+    if len(args) < 2:
         raise UsageError()
-    item_id, text = int(args[0]), " ".join(args[1:])
+    item_id, text = id_arg(args[0], "ITEM"), " ".join(args[1:])
     try:
         await run_db(context, actions.add_commentary, item_id, text, author=actor_of(update))
     except (NotFoundError, ValueError) as exc:
@@ -297,13 +303,17 @@ async def resolve(update: Update, context: Context) -> None:
     """A confirm/resend/drop button under an /uncertain post."""
     callback = update.callback_query
     assert callback is not None and callback.data is not None
-    _, action, post_id = (callback.data.split(":") + ["", ""])[:3]
-    if action not in RESOLVE_ACTIONS or not post_id.isdigit():
+    _, action, post_text = (callback.data.split(":") + ["", ""])[:3]
+    try:
+        post_id = parse_id(post_text)
+    except BadId:
+        post_id = None
+    if action not in RESOLVE_ACTIONS or post_id is None:
         await callback.answer("Unknown button.", show_alert=True)
         return
     actor = actor_of(update)
     try:
-        await run_db(context, resolve_post, int(post_id), action=action, actor=actor)
+        await run_db(context, resolve_post, post_id, action=action, actor=actor)
         outcome = f"Post {post_id} {RESOLVE_ACTIONS[action]} by {actor}."
     except NotFoundError:
         outcome = f"Post {post_id} was already resolved."

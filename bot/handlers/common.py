@@ -18,6 +18,7 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot.config import BotConfig
+from bot.ids import BadId, parse_id
 from bot.notify import notify_admins
 from digests.items import ItemView
 from digests.store.db import Database
@@ -45,6 +46,14 @@ class UsageError(Exception):
     def __init__(self, problem: str | None = None) -> None:
         super().__init__(problem or "")
         self.problem = problem
+
+
+def id_arg(text: str, what: str = "ID") -> int:
+    """A command's id argument; UsageError when it is none (naming the problem when it is too large)."""
+    try:
+        return parse_id(text, what)
+    except BadId as exc:
+        raise UsageError(str(exc) if exc.digits else None) from None
 
 
 def db_of(context: Context) -> Database:

@@ -23,11 +23,13 @@ from bot.handlers.common import (
     Context,
     UsageError,
     day_of,
+    id_arg,
     listing_html,
     post_links,
     reply,
     run_db,
 )
+from bot.ids import BadId, parse_id
 from digests.errors import NotFoundError
 from digests.formatting.blurb import BlurbFormatter
 from digests.views import Listing, item_listing, latest_listing, search_listing
@@ -93,6 +95,14 @@ def _query_of(message_text: str | None, key: str) -> str | None:
     return query if query_key(query) == key else None
 
 
+def _offset(text: str) -> int | None:
+    """An offset the bot wrote into a button or inline answer (None: not one, e.g. forged)."""
+    try:
+        return parse_id(text, "offset")
+    except BadId:
+        return None
+
+
 async def search_page(update: Update, context: Context) -> None:
     """A previous/next button under a /search reply: show that page in place."""
     callback = update.callback_query
@@ -100,10 +110,10 @@ async def search_page(update: Update, context: Context) -> None:
     _, offset_text, key = (callback.data.split(":", 2) + ["", ""])[:3]
     message = callback.message
     query = _query_of(message.text if isinstance(message, Message) else None, key)
-    if query is None or not offset_text.isdigit():
+    offset = _offset(offset_text)
+    if query is None or offset is None:
         await callback.answer("请重新搜索 / please search again: /search WORDS", show_alert=True)
         return
-    offset = int(offset_text)
     listing = await run_db(context, search_listing, query, limit=PAGE_SIZE, offset=offset)
     if not listing.views:
         await callback.answer(f"{NOTHING_FOUND}")
@@ -142,12 +152,13 @@ def _item_html(listing: Listing) -> str:
 async def item(update: Update, context: Context) -> None:
     """/item ID: one item in full, with its links and where the channel posted it."""
     args = context.args or []
-    if len(args) != 1 or not args[0].isdigit():
+    if len(args) != 1:
         raise UsageError()
+    item_id = id_arg(args[0])
     try:
-        listing = await run_db(context, item_listing, int(args[0]))
+        listing = await run_db(context, item_listing, item_id)
     except NotFoundError:
-        await reply(update, f"{NOTHING_FOUND}: ID {int(args[0])}")
+        await reply(update, f"{NOTHING_FOUND}: ID {item_id}")
         return
     await reply(update, _item_html(listing))
 
@@ -172,7 +183,7 @@ async def inline_search(update: Update, context: Context) -> None:
     inline = update.inline_query
     assert inline is not None
     query = " ".join(inline.query.split())
-    offset = int(inline.offset) if inline.offset.isdigit() else 0
+    offset = _offset(inline.offset) or 0
     if query:
         listing = await run_db(context, search_listing, query, limit=INLINE_PAGE_SIZE, offset=offset)
     else:

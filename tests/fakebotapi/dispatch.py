@@ -1,7 +1,9 @@
 """Routing one Bot API request: token and method from the path, then the checks in Telegram's order.
 
-The chat's flood wait first, then a scripted fault, then the method itself (with its rate
-limits). Every request is logged as a RequestRecord before anything else, whatever its answer.
+A path that is no ``/bot<token>/<method>`` or a malformed token gets 404, another bot's token 401,
+as Telegram answers them. Then the chat's flood wait, then a scripted fault, then the method itself
+(with its rate limits). Every request is logged as a RequestRecord before anything else, whatever
+its answer.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ class Dispatcher:
         token = _TOKEN.match(match["token"]) if match else None
         if match is None or token is None:
             return 404, ApiError(404, "Not Found").payload()
+        if match["token"] != self.records.token:
+            return 401, ApiError(401, "Unauthorized").payload()
         bot_id = int(token["bot_id"])
         method = canonical_name(match["method"])
         received_at, now = time.time(), time.monotonic()
