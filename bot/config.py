@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import Field, SecretStr, field_validator
 
+from digests.chats import shared_chat_errors
 from digests.config import (
     ChannelConfig,
     Config,
@@ -18,6 +19,7 @@ from digests.config import (
     read_config_file,
     set_from_env,
 )
+from digests.errors import ConfigError
 from digests.formatting.render import check_templates
 
 DEFAULT_BASE_URL = "https://api.telegram.org/bot"
@@ -67,8 +69,13 @@ class BotConfig(Config):
 
 
 def config_from_mapping(data: dict[str, Any], *, source: str = "config") -> BotConfig:
-    """Validate a mapping; ConfigError names every bad key path."""
-    return parse_config(BotConfig, data, source=source, sections=SECTIONS)
+    """Validate a mapping; ConfigError names every bad key path (and both channels of a chat given twice)."""
+    config = parse_config(BotConfig, data, source=source, sections=SECTIONS)
+    # A chat's history is one: two names for it would post every item to it twice.
+    shared = shared_chat_errors([(channel.name, channel.chat_id) for channel in config.channels])
+    if shared:
+        raise ConfigError(f"{source}: invalid configuration\n  " + "\n  ".join(shared))
+    return config
 
 
 def load_config(path: str | Path | None = None, *, env: dict[str, str] | None = None) -> BotConfig:

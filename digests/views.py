@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from digests.channels import settings_of
 from digests.config import ChannelConfig
+from digests.errors import NotFoundError
 from digests.formatting.render import RenderedPost, make_renderer
 from digests.items import ItemView
 from digests.publishing.due import due_items
 from digests.publishing.selection import group_for_posts
 from digests.states import FAILED, RETRY, SENT, UNCERTAIN, WAITING_STATES
 from digests.store import search
-from digests.store.channels import all_channels, get_channel
+from digests.store.channels import active_channels, all_channels, get_channel
 from digests.store.db import Database
 from digests.store.items import count_items, get_item, item_views, list_items
 from digests.store.post_reads import count_posts, has_posts, last_sent_posts, post_states, sent_posts_of_items
@@ -65,6 +66,7 @@ class ChannelSummary:
     uncertain: int
     last_post: PostRef | None  # the most recently sent message
     last_sent_at: datetime | None
+    retired_reason: str | None = None  # set when the channel is retired: it posts nothing
 
 
 @dataclass(slots=True)
@@ -162,6 +164,7 @@ def _summaries(channels: Sequence[Channel], counts: Mapping[tuple[int, str], int
             sent=counts.get((channel.id, SENT), 0), failed=counts.get((channel.id, FAILED), 0),
             uncertain=counts.get((channel.id, UNCERTAIN), 0), last_post=ref,
             last_sent_at=post.sent_at if post is not None else None,
+            retired_reason=channel.retired_reason if channel.retired_at is not None else None,
         ))
     return summaries
 
@@ -190,7 +193,7 @@ def delivery_stats(db: Database) -> DeliveryStats:
 
 def channel_names(db: Database) -> list[str]:
     with db.session() as session:
-        return [channel.name for channel in all_channels(session)]
+        return [channel.name for channel in active_channels(session)]
 
 
 def channel_settings(db: Database, name: str) -> tuple[ChannelConfig, bool, str | None]:
@@ -240,9 +243,11 @@ def queue_preview(db: Database, name: str, *, limit: int = 5) -> QueuePreview:
 
 
 def check_post_targets(db: Database, name: str, item_ids: Sequence[int]) -> bool:
-    """Whether the channel is paused; NotFoundError unless it and every item exist (before a /postnow)."""
+    """Whether the channel is paused; NotFoundError unless it is active and every item exists (before a /postnow)."""
     with db.session() as session:
         channel = get_channel(session, name)
+        if channel.retired_at is not None:
+            raise NotFoundError(f"channel {name!r} is retired ({channel.retired_reason}): it posts nothing")
         for item_id in item_ids:
             get_item(session, item_id)
         return channel.paused

@@ -69,6 +69,8 @@ def _schedule_html(context: Context, name: str, settings: ChannelConfig, paused:
 
 def _summary_html(summary: ChannelSummary) -> str:
     state = f"paused ({html.escape(summary.paused_reason or '')})" if summary.paused else "active"
+    if summary.retired_reason is not None:
+        state = f"retired ({html.escape(summary.retired_reason)})"
     last = "never"
     if summary.last_post is not None:
         url = post_url(summary.last_post.chat_id, summary.last_post.message_id)
@@ -233,7 +235,7 @@ async def postnow(update: Update, context: Context) -> None:
     posts = await context.bot_data["publisher"].post_now(name, item_ids or None)
     post_ids = [post.id for post in posts]
     await run_db(context, actions.audit, actor, "postnow", f"channel:{name}",
-                     {"items": item_ids, "posts": post_ids})
+                     {"items": item_ids, "posts": post_ids}, channel=name)
     if not posts:
         why = (f"item(s) {', '.join(map(str, item_ids))} were already posted to (or skipped in) {name}"
                if item_ids else f"nothing is due for {name}")
