@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bot.cli import db, deliveries, ingest, items, publish
+from bot.cli import channels, db, deliveries, ingest, items, publish
 from bot.cli.context import EXIT_FAILED, EXIT_USAGE, Context
 from digests.errors import DigestError
 
@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("stats", deliveries.cmd_stats)
     p.add_argument("--json", action="store_true")
+
+    p = add("channels", channels.cmd_channels)
+    channels.add_parser(p, [common])
 
     p = add("demo", publish.cmd_demo)
     p.add_argument("--workdir", metavar="DIR", help="keep the demo database and archive here")
