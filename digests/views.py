@@ -217,14 +217,27 @@ def _digest_number(channel: Channel, settings: ChannelConfig) -> int | None:
 
 
 def slot_preview(db: Database, name: str, *, limit: int | None = None) -> list[RenderedPost]:
-    """The posts of the channel's next slot (or of its next `limit` items); nothing is planned or advanced."""
+    """The posts of the channel's next slot, or its next `limit` posts; nothing is planned or advanced.
+
+    Posts are made slot by slot, per_slot items each, grouped and numbered as planning will, so
+    each is the whole message that will be sent (never a digest of only the first `limit` items).
+    """
     with db.session() as session:
         channel = get_channel(session, name)
         settings = settings_of(channel)
-        items = due_items(session, channel, limit=limit or settings.per_slot)
+        per_slot = settings.per_slot
+        # A slot makes at least one post: `limit` slots always hold `limit` posts.
+        wanted = per_slot if limit is None else limit * (per_slot if settings.mode == "digest" else 1)
+        items = due_items(session, channel, limit=wanted)
         views = item_views(session, items)
         number = _digest_number(channel, settings)
-    return _slot_posts(items, views, settings, number)
+    shown: list[RenderedPost] = []
+    for slot, start in enumerate(range(0, len(items), per_slot)):
+        shown += _slot_posts(items[start:start + per_slot], views, settings,
+                             None if number is None else number + slot)
+        if limit is None or len(shown) >= limit:
+            break
+    return shown if limit is None else shown[:limit]
 
 
 def queue_preview(db: Database, name: str, *, limit: int = 5) -> QueuePreview:

@@ -127,10 +127,7 @@ async def _publish_once(ctx: Context, dry_run: bool, only: str | None = None) ->
 
 
 def cmd_publish(ctx: Context) -> int:
-    """Run one slot of each channel (or --channel NAME) now and exit; for cron users."""
-    if not ctx.args.once:
-        print("digestbot publish: add --once (one slot now); `digestbot run` keeps the schedule", file=sys.stderr)
-        return 2
+    """Run one slot of each active channel (or --channel NAME) now and exit; for cron users."""
     dry_run = ctx.args.dry_run or not ctx.config.token
     if dry_run and not ctx.args.dry_run:
         print("no telegram.token / DIGESTBOT_TOKEN: dry run, posts are shown here and recorded as dry-run",
