@@ -283,3 +283,21 @@ async def test_bot_start_up_schedules_active_channels_only_and_refuses_one_chat_
                                           r"channels\[0:main\]"):
         async with running_application(config(channel("main", CHAT), channel("column", f"@{USERNAME}")), db):
             pass
+
+
+def test_name_given_to_another_chat_is_another_channel(operator: Operator, fake: FakeBotApi) -> None:
+    """`main` pointed at a new chat: that chat starts from the beginning, the old chat's row retires with its history."""
+    operator.configure(channel("main", CHAT))
+    operator.publish()
+    operator.configure(channel("main", OTHER))
+    operator.publish()
+    assert titles(fake.replies(OTHER)) == ALL_TITLES[:2]
+    assert titles(fake.replies(CHAT)) == ALL_TITLES[:2]
+    code, out, _ = operator.run("channels", "--json")
+    assert [(row["name"], row["chat_key"], row["state"], row["reason"]) for row in json.loads(out)] == [
+        ("main", str(OTHER), "active", None),
+        ("main", str(CHAT), "retired", f"config.yaml gives its name to chat {OTHER}")]
+
+    operator.configure(channel("main", CHAT))  # and back: the first chat goes on where it stopped
+    operator.publish()
+    assert titles(fake.replies(CHAT)) == ALL_TITLES[:4]

@@ -42,8 +42,9 @@ def sync_channels(session: Session, config: Config, *, resolved: Mapping[str, st
 
     ``resolved`` maps lower-case @usernames to the numeric chat ids Telegram gave (getChat).
     ``retire_missing``: rows whose chat is not in config.yaml retire (the deployment's own
-    config does this; a preview with another file must not). ConfigError, and nothing
-    changed, when two configured channels turn out to be one chat.
+    config does this; a preview with another file must not); a row whose name config.yaml
+    gives another chat retires in any case. ConfigError, and nothing changed, when two
+    configured channels turn out to be one chat.
     """
     now = now or utcnow()
     resolved = resolved or {}
@@ -70,10 +71,14 @@ def sync_channels(session: Session, config: Config, *, resolved: Mapping[str, st
         matched.add(channel.id)
         if channel.retired_at is None:
             active.append(channel)
-    if retire_missing:
-        for row in rows:
-            if row.id not in matched and row.retired_at is None:
-                retire(session, row, by=CONFIG, reason="not in config.yaml", now=now)
+    names = {conf.name: str(conf.chat_id) for conf in config.channels}
+    for row in rows:
+        if row.id in matched or row.retired_at is not None:
+            continue
+        if row.name in names:  # one active channel per name, always: the name is config.yaml's other chat now
+            retire(session, row, by=CONFIG, reason=f"config.yaml gives its name to chat {names[row.name]}", now=now)
+        elif retire_missing:
+            retire(session, row, by=CONFIG, reason="not in config.yaml", now=now)
     session.flush()
     return active
 
