@@ -104,3 +104,26 @@ def test_migrated_schema_is_the_models_schema(db_url: str) -> None:
             assert compare_metadata(context, Base.metadata) == []
     finally:
         db.dispose()
+
+
+def test_downgrade_makes_names_unique_again_and_upgrades_back(db_url: str) -> None:
+    db = open_database(db_url)
+    try:
+        first = config_from_mapping({"channels": [{"name": "main", "chat_id": CHAT}]})
+        second = config_from_mapping({"channels": [{"name": "main", "chat_id": "-1001000000202"}]})
+        actions.sync_from_config(db, first, retire_missing=True)
+        actions.sync_from_config(db, second, retire_missing=True)  # the name moves: the first row retires
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        with db.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0004")
+        with db.engine.connect() as conn:
+            names = sorted(conn.execute(text("SELECT name FROM channels")).scalars())
+        assert names[0] == "main" and names[1].startswith("main~")
+        db.upgrade()
+        with db.session() as session:
+            assert sorted(c.chat_key or "" for c in session.scalars(select(Channel))) == sorted(
+                [CHAT, "-1001000000202"])
+    finally:
+        db.dispose()

@@ -107,6 +107,9 @@ def _add_channel_columns(batch: Any) -> None:
 
 
 def downgrade() -> None:
+    # Names are unique again: a retired channel that shares its name with another gets its id appended.
+    op.execute("UPDATE channels SET name = substr(name, 1, 48) || '~' || CAST(id AS VARCHAR(16)) "
+               "WHERE retired_at IS NOT NULL AND name IN (SELECT name FROM channels GROUP BY name HAVING COUNT(*) > 1)")
     with op.batch_alter_table("audit_log") as batch:
         batch.drop_index("ix_audit_log_channel_id")
         batch.drop_constraint("fk_audit_log_channel_id_channels", type_="foreignkey")
@@ -116,4 +119,6 @@ def downgrade() -> None:
         batch.drop_constraint("uq_channels_chat_key", type_="unique")
         for column in ("retired_reason", "retired_by", "retired_at", "chat_key"):
             batch.drop_column(column)
-        batch.create_unique_constraint("uq_channels_name", ["name"])
+        # The name 0001 gave it on PostgreSQL; on SQLite it had none, and upgrade() finds either.
+        batch.create_unique_constraint("channels_name_key" if op.get_bind().dialect.name == "postgresql"
+                                       else "uq_channels_name", ["name"])
