@@ -41,7 +41,8 @@ from digests.formatting.render import make_renderer  # noqa: E402
 from digests.publishing.due import due_items  # noqa: E402
 from digests.publishing.planning import plan_slot  # noqa: E402
 from digests.store import open_database  # noqa: E402
-from digests.store.channels import get_channel, sync_channels  # noqa: E402
+from digests.store.channel_sync import sync_channels  # noqa: E402
+from digests.store.channels import get_channel  # noqa: E402
 from digests.store.db import Database  # noqa: E402
 from digests.store.models import Delivery, Item, utcnow  # noqa: E402
 from tests.fakebotapi import FakeBotApiProcess  # noqa: E402

@@ -9,6 +9,7 @@ from telegram import User
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, ExtBot
 
 from bot import scheduler, service
+from bot.chats import resolve_usernames
 from bot.commands import publish_command_lists, register_handlers
 from bot.config import BotConfig
 from bot.notify import notify_admins
@@ -66,10 +67,11 @@ def build_application(config: BotConfig, db: Database, *, dry_run: bool = False,
 
 
 async def _post_init(application: Application) -> None:
-    """Start-up: channels from config, leases of a crashed run, jobs, missed slots."""
+    """Start-up: channels from config (matched by chat), leases of a crashed run, jobs, missed slots."""
     db: Database = application.bot_data["db"]
     config: BotConfig = application.bot_data["config"]
-    sync_from_config(db, config)
+    resolved = {} if application.bot_data.get("dry_run") else await resolve_usernames(application.bot, config)
+    sync_from_config(db, config, resolved=resolved, retire_missing=True)
     stale = expire_leases(db)
     if stale:
         await notify_admins(application, f"{stale} post(s) were being sent when the bot stopped; their outcome "

@@ -14,7 +14,9 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from bot import config_env
+from digests.chats import shared_chat_errors
 from digests.config import ChannelConfig, Config, StrictModel, parse_config, read_config_file
+from digests.errors import ConfigError
 from digests.formatting.render import check_templates
 
 DEFAULT_BASE_URL = "https://api.telegram.org/bot"
@@ -132,8 +134,13 @@ class BotConfig(Config):
 
 
 def config_from_mapping(data: dict[str, Any], *, source: str = "config") -> BotConfig:
-    """Validate a mapping; ConfigError names every bad key path."""
-    return parse_config(BotConfig, data, source=source, sections=SECTIONS)
+    """Validate a mapping; ConfigError names every bad key path (and both channels of a chat given twice)."""
+    config = parse_config(BotConfig, data, source=source, sections=SECTIONS)
+    # A chat's history is one: two names for it would post every item to it twice.
+    shared = shared_chat_errors([(channel.name, channel.chat_id) for channel in config.channels])
+    if shared:
+        raise ConfigError(f"{source}: invalid configuration\n  " + "\n  ".join(shared))
+    return config
 
 
 def known_env_name(name: str) -> bool:

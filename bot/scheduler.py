@@ -13,7 +13,7 @@ from digests.channels import settings_of
 from digests.clock import utcnow
 from digests.config import ChannelConfig, parse_interval
 from digests.publishing.selection import in_quiet_hours
-from digests.store.channels import all_channels
+from digests.store.channels import active_channels
 from digests.store.db import Database
 from digests.store.posts import last_slot
 
@@ -77,11 +77,11 @@ async def run_slot_job(context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def run_slot(application: Application, name: str, slot_at: datetime) -> None:
-    """Run one slot unless the channel is gone or in its quiet hours (planning checks the pause)."""
+    """Run one slot unless the channel is gone, retired or in its quiet hours (planning checks the pause)."""
     db: Database = application.bot_data["db"]
     publisher = application.bot_data["publisher"]
     with db.session() as session:
-        channel = next((c for c in all_channels(session) if c.name == name), None)
+        channel = next((c for c in active_channels(session) if c.name == name), None)
         if channel is None:
             return
         settings = settings_of(channel)
@@ -113,13 +113,13 @@ def missed_slot(settings: ChannelConfig, *, since: datetime, now: datetime) -> d
 
 
 def schedule_all(application: Application) -> None:
-    """Jobs for every channel in the database, plus the drain job."""
+    """Jobs for every active channel in the database, plus the drain job."""
     db: Database = application.bot_data["db"]
     config = application.bot_data["config"]
     job_queue = application.job_queue
     assert job_queue is not None
     with db.session() as session:
-        channels = [(c.name, settings_of(c)) for c in all_channels(session)]
+        channels = [(c.name, settings_of(c)) for c in active_channels(session)]
     for name, settings in channels:
         schedule_channel(job_queue, name, settings, misfire_grace=config.publish.misfire_grace_seconds)
     job_queue.run_repeating(drain_job, interval=config.publish.drain_interval_seconds, first=1, name=DRAIN_JOB,
@@ -135,7 +135,7 @@ async def run_missed_slots(application: Application) -> int:
     grace = timedelta(seconds=config.publish.misfire_grace_seconds)
     due: list[tuple[str, datetime]] = []
     with db.session() as session:
-        for channel in all_channels(session):
+        for channel in active_channels(session):
             previous = last_slot(session, channel.id)
             since = max(x for x in (previous, channel.created_at, now - grace) if x is not None)
             moment = missed_slot(settings_of(channel), since=since, now=now)

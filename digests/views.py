@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from digests.channels import settings_of
 from digests.config import ChannelConfig
+from digests.errors import NotFoundError
 from digests.formatting.render import RenderedPost, make_renderer
 from digests.items import ItemView
 from digests.publishing.due import due_items
 from digests.publishing.selection import group_for_posts
 from digests.states import FAILED, RETRY, SENT, UNCERTAIN, WAITING_STATES
 from digests.store import search
-from digests.store.channels import all_channels, get_channel
+from digests.store.channels import active_channels, all_channels, get_channel
 from digests.store.db import Database
 from digests.store.items import count_items, get_item, item_views, list_items
 from digests.store.post_reads import count_posts, has_posts, last_sent_posts, post_states, sent_posts_of_items
@@ -65,6 +66,7 @@ class ChannelSummary:
     uncertain: int
     last_post: PostRef | None  # the most recently sent message
     last_sent_at: datetime | None
+    retired_reason: str | None = None  # set when the channel is retired: it posts nothing
 
 
 @dataclass(slots=True)
@@ -162,6 +164,7 @@ def _summaries(channels: Sequence[Channel], counts: Mapping[tuple[int, str], int
             sent=counts.get((channel.id, SENT), 0), failed=counts.get((channel.id, FAILED), 0),
             uncertain=counts.get((channel.id, UNCERTAIN), 0), last_post=ref,
             last_sent_at=post.sent_at if post is not None else None,
+            retired_reason=channel.retired_reason if channel.retired_at is not None else None,
         ))
     return summaries
 
@@ -190,7 +193,7 @@ def delivery_stats(db: Database) -> DeliveryStats:
 
 def channel_names(db: Database) -> list[str]:
     with db.session() as session:
-        return [channel.name for channel in all_channels(session)]
+        return [channel.name for channel in active_channels(session)]
 
 
 def channel_settings(db: Database, name: str) -> tuple[ChannelConfig, bool, str | None]:
@@ -214,14 +217,27 @@ def _digest_number(channel: Channel, settings: ChannelConfig) -> int | None:
 
 
 def slot_preview(db: Database, name: str, *, limit: int | None = None) -> list[RenderedPost]:
-    """The posts of the channel's next slot (or of its next `limit` items); nothing is planned or advanced."""
+    """The posts of the channel's next slot, or its next `limit` posts; nothing is planned or advanced.
+
+    Posts are made slot by slot, per_slot items each, grouped and numbered as planning will, so
+    each is the whole message that will be sent (never a digest of only the first `limit` items).
+    """
     with db.session() as session:
         channel = get_channel(session, name)
         settings = settings_of(channel)
-        items = due_items(session, channel, limit=limit or settings.per_slot)
+        per_slot = settings.per_slot
+        # A slot makes at least one post: `limit` slots always hold `limit` posts.
+        wanted = per_slot if limit is None else limit * (per_slot if settings.mode == "digest" else 1)
+        items = due_items(session, channel, limit=wanted)
         views = item_views(session, items)
         number = _digest_number(channel, settings)
-    return _slot_posts(items, views, settings, number)
+    shown: list[RenderedPost] = []
+    for slot, start in enumerate(range(0, len(items), per_slot)):
+        shown += _slot_posts(items[start:start + per_slot], views, settings,
+                             None if number is None else number + slot)
+        if limit is None or len(shown) >= limit:
+            break
+    return shown if limit is None else shown[:limit]
 
 
 def queue_preview(db: Database, name: str, *, limit: int = 5) -> QueuePreview:
@@ -240,9 +256,11 @@ def queue_preview(db: Database, name: str, *, limit: int = 5) -> QueuePreview:
 
 
 def check_post_targets(db: Database, name: str, item_ids: Sequence[int]) -> bool:
-    """Whether the channel is paused; NotFoundError unless it and every item exist (before a /postnow)."""
+    """Whether the channel is paused; NotFoundError unless it is active and every item exists (before a /postnow)."""
     with db.session() as session:
         channel = get_channel(session, name)
+        if channel.retired_at is not None:
+            raise NotFoundError(f"channel {name!r} is retired ({channel.retired_reason}): it posts nothing")
         for item_id in item_ids:
             get_item(session, item_id)
         return channel.paused

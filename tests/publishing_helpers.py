@@ -17,7 +17,7 @@ from sqlalchemy import insert, select
 
 from bot.config import BotConfig as Config
 from bot.config import config_from_mapping
-from digests.store.channels import sync_channels
+from digests.store.channel_sync import sync_channels
 from digests.store.db import Database
 from digests.store.models import PENDING, RETRY, SENDING, Channel, Item, Post, utcnow
 

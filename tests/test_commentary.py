@@ -156,7 +156,7 @@ async def test_a_slot_drafts_commentary_for_the_items_it_posts(article_db, model
     from bot.config import config_from_mapping
     from bot.publisher import Publisher
     from digests.publishing import due, planning
-    from digests.store.channels import sync_channels
+    from digests.store.channel_sync import sync_channels
 
     _FakeModel.replies = [_completion("老王点评：新版本值得一试。")]
     config = config_from_mapping({

@@ -12,7 +12,7 @@ from digests.formatting.render import RenderedPost
 from digests.publishing.due import due_items
 from digests.publishing.planning import plan_slot
 from digests.publishing.selection import in_quiet_hours, next_due_items
-from digests.store.channels import sync_channels
+from digests.store.channel_sync import sync_channels
 from digests.store.items import add_commentary
 from digests.store.models import Item
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from bot.cli.context import Context
 from bot.cli.output import print_json
 from digests import views
+from digests.formatting.times import format_time
 from digests.states import FAILED, UNCERTAIN
 
 
@@ -16,12 +18,19 @@ def cmd_deliveries(ctx: Context) -> int:
     if ctx.args.json:
         print_json(rows)
         return 0
+    zones = _timezones(ctx)
     for row in rows:
+        sent = row["sent_at"] and format_time(datetime.fromisoformat(row["sent_at"]), zones.get(row["channel"]))
         print(f"{row['id']:>6} {row['channel']:<12} {row['state']:<10} items {row['item_ids']} "
-              f"msg {row['message_id'] or '-'} {row['sent_at'] or ''} {row['error'] or ''}")
+              f"msg {row['message_id'] or '-'} {sent or ''} {row['error'] or ''}")
     if not rows:
         print("no delivery records yet")
     return 0
+
+
+def _timezones(ctx: Context) -> dict[str, str]:
+    """channel name -> its timezone: times are shown there, as the bot shows them."""
+    return {summary.name: summary.timezone for summary in views.channel_summaries(ctx.db)}
 
 
 def cmd_uncertain(ctx: Context) -> int:
@@ -62,8 +71,10 @@ def cmd_stats(ctx: Context) -> int:
         print_json(stats)
         return 0
     print(f"items: {stats['items']}   429s received: {stats['flood_waits']}")
+    zones = _timezones(ctx)
     for ch in stats["channels"]:
         state = f"paused ({ch['paused_reason'] or 'by an admin'})" if ch["paused"] else "active"
+        last = ch["last_post"] and format_time(datetime.fromisoformat(ch["last_post"]), zones.get(ch["name"]))
         print(f"  {ch['name']:<12} {state:<10} sent {ch['sent']} pending {ch['pending']} failed {ch['failed']} "
-              f"uncertain {ch['uncertain']} last post {ch['last_post'] or '-'}")
+              f"uncertain {ch['uncertain']} last post {last or '-'}")
     return 0

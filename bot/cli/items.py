@@ -7,6 +7,7 @@ import os
 from bot.cli.context import EXIT_OK, Context
 from bot.cli.output import console, print_json
 from digests import actions, views
+from digests.formatting.times import format_day
 
 
 def cmd_items(ctx: Context) -> int:
@@ -22,8 +23,8 @@ def cmd_items(ctx: Context) -> int:
     for column in ("id", "date", "source", "title"):
         table.add_column(column)
     for view in items:
-        day = view.published_at.date().isoformat() if view.published_at else ""
-        table.add_row(str(view.id), day, escape(view.source[:20]), escape(view.title[:70]))  # cells are markup
+        table.add_row(str(view.id), format_day(view.published_at, empty=""), escape(view.source[:20]),
+                      escape(view.title[:70]))  # cells are markup
     console().print(table)
     return EXIT_OK
 
@@ -47,6 +48,5 @@ def cmd_search(ctx: Context) -> int:
         print(f"nothing found for {query!r}")
         return EXIT_OK
     for view in found:
-        day = view.published_at.date().isoformat() if view.published_at else "----------"
-        print(f"{view.id:>6}  {day}  {view.title}\n        {view.url}")
+        print(f"{view.id:>6}  {format_day(view.published_at)}  {view.title}\n        {view.url}")
     return EXIT_OK

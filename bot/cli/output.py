@@ -38,3 +38,5 @@ def print_ingest_report(report: IngestReport) -> None:
     out.print(table)
     if report.documents_empty:
         out.print(f"{report.documents_empty} document(s) held no news items (essays, notes): not an error.")
+        for path in report.empty:
+            out.print(f"  no items: {path}", highlight=False, soft_wrap=True, markup=False)

@@ -92,10 +92,15 @@ def _telegram_bot(ctx: Context) -> Any:
     return ExtBot(ctx.config.token, base_url=ctx.config.telegram.base_url, request=request)
 
 
-async def _publish_once(ctx: Context, names: list[str], dry_run: bool) -> Any:
+async def _publish_once(ctx: Context, dry_run: bool, only: str | None = None) -> Any:
+    """One slot of each active channel (or of `only`), after config.yaml's channels are synced; None when there are none."""
+    from bot.chats import resolve_usernames
     from bot.publisher import Publisher
 
     if dry_run:
+        names = sync_from_config(ctx.db, ctx.config, only=only, retire_missing=True)
+        if not names:
+            return None
         publisher = Publisher(ctx.db, ctx.config, None, dry_run=True, echo=_echo_post)
         for name in names:
             await publisher.run_slot(name)
@@ -107,6 +112,11 @@ async def _publish_once(ctx: Context, names: list[str], dry_run: bool) -> Any:
         print(f"admin notice: {text}", file=sys.stderr)
 
     async with bot:
+        resolved = await resolve_usernames(bot, ctx.config)
+        names = await asyncio.to_thread(sync_from_config, ctx.db, ctx.config, only=only, resolved=resolved,
+                                        retire_missing=True)
+        if not names:
+            return None
         publisher = Publisher(ctx.db, ctx.config, bot, notify=notify)
         from digests.store.posts import expire_leases
 
@@ -121,24 +131,24 @@ async def _publish_once(ctx: Context, names: list[str], dry_run: bool) -> Any:
 
 
 def cmd_publish(ctx: Context) -> int:
-    """Run one slot of each channel (or --channel NAME) now and exit; for cron users."""
-    if not ctx.args.once:
-        print("digestbot publish: add --once (one slot now); `digestbot run` keeps the schedule", file=sys.stderr)
-        return 2
+    """Run one slot of each active channel (or --channel NAME) now and exit; for cron users."""
     dry_run = ctx.args.dry_run or not ctx.config.token
     if dry_run and not ctx.args.dry_run:
         print("no telegram.token / DIGESTBOT_TOKEN: dry run, posts are shown here and recorded as dry-run",
               file=sys.stderr)
-    names = sync_from_config(ctx.db, ctx.config, only=ctx.args.channel)
-    if not names:
+    if not ctx.config.channels:
         print("no channels configured: add one under channels: in config.yaml", file=sys.stderr)
         return 2
     try:
-        stats = asyncio.run(_publish_once(ctx, names, dry_run))
+        stats = asyncio.run(_publish_once(ctx, dry_run, only=ctx.args.channel))
     except TelegramError as exc:  # the bot's first request (getMe): unreachable, a wrong URL or token
         problem = problem_of(exc, ctx.config)
         print(f"digestbot: error: {problem}", file=sys.stderr)
         return EXIT_USAGE if problem.final else EXIT_FAILED
+    if stats is None:
+        print("nothing to publish: every channel in config.yaml is retired (see `digestbot channels`)",
+              file=sys.stderr)
+        return 0
     if not dry_run:
         print(f"sent {stats.sent}, retried {stats.retried}, failed {stats.failed}, uncertain {stats.uncertain}, "
               f"flood waits {stats.flood_waits}")
@@ -219,8 +229,7 @@ def cmd_demo(ctx: Context) -> int:
     report = ingest(ctx.db, [archive])
     print(f"   again: {report.documents_unchanged} unchanged, {report.items_new} new items (nothing doubled)\n")
     print("2. publish one slot of each channel, dry run (no token needed)")
-    names = sync_from_config(ctx.db, ctx.config)
-    asyncio.run(_publish_once(ctx, names, True))
+    asyncio.run(_publish_once(ctx, True))
     print("\n3. what was recorded (digestbot deliveries --json):")
     for row in views.delivery_records(ctx.db):
         print(f"   post {row['id']}: {row['state']}, items {row['item_ids']}")

@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import html
 from collections.abc import Sequence
-from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ParseMode
@@ -35,6 +33,7 @@ from digests import actions, views
 from digests.config import ChannelConfig
 from digests.errors import NotFoundError
 from digests.formatting.telegram_html import visible_text
+from digests.formatting.times import format_time
 from digests.ingest.pipeline import IngestReport, ingest
 from digests.publishing.review import resolve_post, skip_item
 from digests.states import PENDING, SENDING
@@ -45,19 +44,13 @@ UNCERTAIN_SHOWN = 10
 POSTNOW_WAIT = 10.0  # seconds /postnow waits to report how its posts went
 
 
-def _when(moment: datetime | None, timezone: str) -> str:
-    if moment is None:
-        return "—"
-    return moment.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M %Z")
-
-
 def _next_runs(context: Context, name: str, settings: ChannelConfig) -> list[str]:
     """When each schedule entry fires next, as the running JobQueue has it."""
     runs = []
     job_queue = context.job_queue
     for index, _entry in enumerate(settings.schedule):
         jobs = job_queue.get_jobs_by_name(scheduler.slot_job_id(name, index)) if job_queue else ()
-        runs.append(_when(jobs[0].next_t, settings.timezone) if jobs else "not scheduled")
+        runs.append(format_time(jobs[0].next_t, settings.timezone) if jobs else "not scheduled")
     return runs
 
 
@@ -71,10 +64,12 @@ def _schedule_html(context: Context, name: str, settings: ChannelConfig, paused:
 
 def _summary_html(summary: ChannelSummary) -> str:
     state = f"paused ({html.escape(summary.paused_reason or '')})" if summary.paused else "active"
+    if summary.retired_reason is not None:
+        state = f"retired ({html.escape(summary.retired_reason)})"
     last = "never"
     if summary.last_post is not None:
         url = post_url(summary.last_post.chat_id, summary.last_post.message_id)
-        when = _when(summary.last_sent_at, summary.timezone)
+        when = format_time(summary.last_sent_at, summary.timezone)
         last = link(url, when) if url else html.escape(when)
     return (f"<b>{html.escape(summary.name)}</b> → <code>{html.escape(summary.chat_id)}</code> · {state}\n"
             f"schedule: <code>{html.escape('; '.join(summary.schedule))}</code> ({html.escape(summary.timezone)})"
@@ -239,7 +234,7 @@ async def postnow(update: Update, context: Context) -> None:
     posts = await context.bot_data["publisher"].post_now(name, item_ids or None)
     post_ids = [post.id for post in posts]
     await run_db(context, actions.audit, actor, "postnow", f"channel:{name}",
-                     {"items": item_ids, "posts": post_ids})
+                     {"items": item_ids, "posts": post_ids}, channel=name)
     if not posts:
         why = (f"item(s) {', '.join(map(str, item_ids))} were already posted to (or skipped in) {name}"
                if item_ids else f"nothing is due for {name}")
@@ -344,7 +339,7 @@ async def stats(update: Update, context: Context) -> None:
     for summary in totals.channels:
         last = "never"
         if summary.last_post is not None:
-            when = _when(summary.last_sent_at, summary.timezone)
+            when = format_time(summary.last_sent_at, summary.timezone)
             url = post_url(summary.last_post.chat_id, summary.last_post.message_id)
             last = link(url, when) if url else html.escape(when)
         lines.append(f"• {html.escape(summary.name)}: {last}")

@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
-from zoneinfo import ZoneInfo
 
 from telegram import InlineKeyboardMarkup, LinkPreviewOptions, Message, Update
 from telegram.error import TelegramError
@@ -20,6 +19,7 @@ from telegram.ext import ContextTypes
 from bot.config import BotConfig
 from bot.ids import BadId, parse_id
 from bot.notify import notify_admins
+from digests.formatting.times import format_day
 from digests.items import ItemView
 from digests.store.db import Database
 from digests.views import Listing, PostRef
@@ -31,8 +31,6 @@ T = TypeVar("T")
 Context = ContextTypes.DEFAULT_TYPE
 Handler = Callable[[Update, Context], Coroutine[Any, Any, None]]
 
-# The archive is linux.cn's: dates read as its readers see them.
-DISPLAY_TZ = ZoneInfo("Asia/Shanghai")
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 NOTHING_FOUND = "没有找到 / nothing found"
 REFUSAL = "抱歉，这个命令只对管理员开放。/ Sorry, this command is for the channel's admins."
@@ -126,7 +124,8 @@ def post_url(chat_id: str, message_id: int) -> str | None:
 
 
 def day_of(moment: datetime | None) -> str:
-    return moment.astimezone(DISPLAY_TZ).date().isoformat() if moment else "----------"
+    """An item's day as the archive's readers saw it (the CLI shows it the same way)."""
+    return format_day(moment)
 
 
 def link(url: str, text: str) -> str:

@@ -45,10 +45,13 @@ def _seen(channel: Channel) -> tuple[Any, ...]:
 
 def _takes_slot(session: Session, channel: Channel, *, slot_at: datetime | None, dry_run: bool,
                 items_named: bool = False) -> bool:
-    """The one check before planning: a paused channel plans no slot, and no slot is planned twice.
+    """The one check before planning: a retired or paused channel plans no slot, and no slot is planned twice.
 
     ``items_named``: an admin named the items (/postnow ITEM...); the pause does not hold them back.
     """
+    if channel.retired_at is not None:
+        log.info("slot of %s not planned: the channel is retired (%s)", channel.name, channel.retired_reason)
+        return False
     if channel.paused and not items_named:
         log.info("slot of %s not planned: the channel is paused", channel.name)
         return False

@@ -47,4 +47,4 @@ def skip_item(db: Database, channel_name: str, item_id: int, *, actor: str, now:
         if posts.has_delivery(session, channel.id, item_id):
             raise ValueError(f"item {item_id} is already scheduled or sent in {channel_name}")
         posts.add_skip(session, channel.id, item_id, now=now)
-        audit(session, actor, "skip", f"channel:{channel_name}", {"item": item_id}, now=now)
+        audit(session, actor, "skip", f"channel:{channel_name}", {"item": item_id}, now=now, channel_id=channel.id)

@@ -1,4 +1,4 @@
-"""Channel rows: synced from config.yaml, read, paused and rescheduled by admins, kept across restarts."""
+"""Channel rows: read, paused and rescheduled by admins, kept across restarts (synced in channel_sync.py)."""
 
 from __future__ import annotations
 
@@ -8,51 +8,34 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from digests.channels import changed_settings, merged_from_file, schedule_change
+from digests.channels import changed_settings, schedule_change
 from digests.clock import utcnow
-from digests.config import ChannelConfig, Config
+from digests.config import ChannelConfig
 from digests.errors import NotFoundError
 from digests.store.audit import audit
 from digests.store.models import Channel
 
 
-def sync_channels(session: Session, config: Config, *, now: datetime | None = None) -> list[Channel]:
-    """Create or update channels from config.yaml (see digests.channels.merged_from_file)."""
-    now = now or utcnow()
-    channels = []
-    for conf in config.channels:
-        from_file = conf.model_dump(mode="json")
-        channel = session.scalar(select(Channel).where(Channel.name == conf.name))
-        if channel is None:
-            channel = Channel(
-                name=conf.name, chat_id=str(conf.chat_id), settings=from_file, config_snapshot=from_file,
-                created_at=now, updated_at=now,
-                backlog_from=now if conf.backlog == "now" else None,
-            )
-            session.add(channel)
-        else:
-            settings = merged_from_file(channel.settings, channel.config_snapshot or {}, from_file)
-            if settings is not None:
-                channel.settings = settings
-                channel.chat_id = str(settings["chat_id"])
-                channel.updated_at = now
-            channel.config_snapshot = from_file
-        channels.append(channel)
-    session.flush()
-    return channels
-
-
 def all_channels(session: Session) -> list[Channel]:
-    return list(session.scalars(select(Channel).order_by(Channel.name)))
+    """Every channel row, the active ones first, retired ones after (newest retirement first)."""
+    return list(session.scalars(select(Channel).order_by(Channel.retired_at.is_not(None), Channel.name,
+                                                         Channel.retired_at.desc(), Channel.id)))
+
+
+def active_channels(session: Session) -> list[Channel]:
+    """The channels that post: those in config.yaml that no one retired."""
+    return list(session.scalars(select(Channel).where(Channel.retired_at.is_(None)).order_by(Channel.name)))
 
 
 def get_channel(session: Session, name: str, *, lock: bool = False) -> Channel:
-    stmt = select(Channel).where(Channel.name == name)
+    """The channel of that name: the active one, else the one retired last under it."""
+    stmt = (select(Channel).where(Channel.name == name)
+            .order_by(Channel.retired_at.is_not(None), Channel.retired_at.desc(), Channel.id.desc()).limit(1))
     if lock and session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update()
     channel = session.scalar(stmt)
     if channel is None:
-        known = ", ".join(c.name for c in all_channels(session)) or "none configured"
+        known = ", ".join(c.name for c in active_channels(session)) or "none configured"
         raise NotFoundError(f"no channel {name!r} (channels: {known})")
     return channel
 
@@ -63,7 +46,8 @@ def _update_settings(session: Session, channel: Channel, changes: dict[str, Any]
     before = {k: channel.settings.get(k) for k in changes}
     channel.settings = settings.model_dump(mode="json")
     channel.updated_at = now or utcnow()
-    audit(session, actor, action, f"channel:{channel.name}", {"before": before, "after": changes}, now=now)
+    audit(session, actor, action, f"channel:{channel.name}", {"before": before, "after": changes}, now=now,
+          channel_id=channel.id)
     session.flush()
     return settings
 
@@ -82,6 +66,7 @@ def set_paused(session: Session, name: str, paused: bool, *, actor: str, reason:
     channel.paused = paused
     channel.paused_reason = reason if paused else None
     channel.updated_at = now or utcnow()
-    audit(session, actor, "pause" if paused else "resume", f"channel:{name}", {"reason": reason}, now=now)
+    audit(session, actor, "pause" if paused else "resume", f"channel:{name}", {"reason": reason}, now=now,
+          channel_id=channel.id)
     session.flush()
     return channel

@@ -12,7 +12,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -57,6 +57,22 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
+@contextmanager
+def _sqlite_foreign_keys_off(conn: Connection) -> Iterator[None]:
+    """SQLite's foreign keys off while it migrates: a batch migration copies a table and drops the old
+    one, and with them on that DROP deletes every row that references the table (ON DELETE CASCADE)."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    conn.exec_driver_sql("PRAGMA foreign_keys=OFF")  # outside a transaction, or SQLite ignores it
+    conn.commit()
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+        conn.commit()
+
+
 class Database:
     """An engine plus a session factory; `session()` is a unit of work that commits or rolls back."""
 
@@ -92,12 +108,15 @@ class Database:
         search index if a migration left it empty."""
         cfg = self._alembic_config()
         try:
-            with self.engine.begin() as conn:
+            with self.engine.connect() as conn, _sqlite_foreign_keys_off(conn), conn.begin():
                 if self.dialect == "postgresql":
                     # Several workers may start at once: one migrates, the others wait.
                     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
+                if self.dialect == "sqlite" and (broken := conn.exec_driver_sql("PRAGMA foreign_key_check").all()):
+                    raise DigestError(f"migrating {self.safe_url} would break {len(broken)} reference(s), "
+                                      f"e.g. {tuple(broken[0])}: nothing was changed")
                 # Migrations only shape the schema, so that an old one never changes with today's
                 # code; what today's code derives from the rows (the search index of items stored
                 # before migration 0002) is built here, at head, in the same transaction.

@@ -140,13 +140,23 @@ class Commentary(Base):
 
 
 class Channel(Base):
-    """A Telegram channel and its settings; the database copy is what runs."""
+    """A Telegram chat posted to, its name and settings; the database copy is what runs.
+
+    The row is the chat (chat_key), not the name: a renamed channel keeps its row, its history
+    and its admins' overrides. A channel no longer in config.yaml is retired, never deleted.
+    """
 
     __tablename__ = "channels"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(64), unique=True)
-    chat_id: Mapped[str] = mapped_column(String(128))
+    # Not unique: a retired channel may keep a name that config.yaml now gives another chat.
+    name: Mapped[str] = mapped_column(String(64))
+    chat_id: Mapped[str] = mapped_column(String(128))  # as configured: where posts are sent
+    # The identity (digests.chats.chat_key); NULL only for a row that lost it to another (migration 0008).
+    chat_key: Mapped[str | None] = mapped_column(String(128))
+    retired_at: Mapped[datetime | None] = mapped_column()
+    retired_by: Mapped[str | None] = mapped_column(String(128))  # "config" when it left config.yaml
+    retired_reason: Mapped[str | None] = mapped_column(Text)
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     config_snapshot: Mapped[dict[str, Any]] = mapped_column(default=dict)
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -160,7 +170,10 @@ class Channel(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-
+    __table_args__ = (
+        UniqueConstraint("chat_key", name="uq_channels_chat_key"),
+        Index("ix_channels_name", "name"),
+    )
 
 
 class Post(Base):
@@ -230,6 +243,8 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(64))
     target: Mapped[str] = mapped_column(String(256), default="")
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The channel acted on, whatever it was called then: its log follows it through renames.
+    channel_id: Mapped[int | None] = mapped_column(ForeignKey("channels.id", ondelete="SET NULL"), index=True)
 
 
 class KeyValue(Base):

@@ -165,7 +165,8 @@ def _claimable(now: datetime, exclude_channels: Sequence[int] = ()) -> Select[in
     """(post id, channel id) of posts that may go now, oldest first.
 
     Posts of a channel go out in order: a post is claimable only when no earlier post of its
-    channel is still waiting or in flight, its channel is not paused and its wait is over.
+    channel is still waiting or in flight, its channel is neither paused nor retired and its
+    wait is over.
     """
     earlier = aliased(Post)
     blocked_by_earlier = exists().where(
@@ -175,7 +176,8 @@ def _claimable(now: datetime, exclude_channels: Sequence[int] = ()) -> Select[in
     stmt = (
         select(Post.id, Post.channel_id)
         .join(Channel, Channel.id == Post.channel_id)
-        .where(Post.state.in_((PENDING, RETRY)), Channel.paused.is_(False), ~blocked_by_earlier,
+        .where(Post.state.in_((PENDING, RETRY)), Channel.paused.is_(False), Channel.retired_at.is_(None),
+               ~blocked_by_earlier,
                or_(Post.not_before.is_(None), Post.not_before <= now))
         .order_by(Post.id)
     )
