@@ -11,6 +11,7 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, ExtBot
 from bot import scheduler, service
 from bot.commands import publish_command_lists, register_handlers
 from bot.config import BotConfig
+from bot.i18n import Notice
 from bot.notify import notify_admins
 from bot.publisher import Publisher
 from digests.actions import sync_from_config
@@ -52,8 +53,8 @@ def build_application(config: BotConfig, db: Database, *, dry_run: bool = False,
     builder = builder.post_init(_post_init).post_shutdown(service.on_shutdown)
     application = builder.build()
 
-    async def notify(text: str) -> None:
-        await notify_admins(application, text)
+    async def notify(notice: Notice) -> None:
+        await notify_admins(application, notice)
 
     application.bot_data.update(
         db=db, config=config, dry_run=dry_run,
@@ -71,8 +72,11 @@ async def _post_init(application: Application) -> None:
     sync_from_config(db, config)
     stale = expire_leases(db)
     if stale:
-        await notify_admins(application, f"{stale} post(s) were being sent when the bot stopped; their outcome "
-                                         "is unknown and they wait for your word: /uncertain")
+        await notify_admins(application, lambda t: t.ngettext(
+            "{count} post was being sent when the bot stopped; its outcome is unknown and it waits for your word: "
+            "/uncertain",
+            "{count} posts were being sent when the bot stopped; their outcome is unknown and they wait for your "
+            "word: /uncertain", stale).format(count=stale))
     scheduler.schedule_all(application)
     await service.on_start(application)
     if not application.bot_data.get("dry_run"):

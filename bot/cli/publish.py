@@ -13,6 +13,8 @@ from typing import Any, Protocol
 import digests
 from bot.cli.context import Context
 from bot.cli.output import print_ingest_report, print_json
+from bot.i18n import ENGLISH, Notice
+from bot.languages import admin_languages
 from bot.notify import tell_admins
 from digests import views
 from digests.actions import sync_from_config
@@ -98,9 +100,10 @@ async def _publish_once(ctx: Context, names: list[str], dry_run: bool) -> Any:
         return publisher.stats
     bot = _telegram_bot(ctx)
 
-    async def notify(text: str) -> None:
-        await tell_admins(bot, ctx.config.telegram.admins, text)
-        print(f"admin notice: {text}", file=sys.stderr)
+    async def notify(notice: Notice) -> None:
+        admins = ctx.config.telegram.admins
+        await tell_admins(bot, admins, notice, await admin_languages(ctx.db, admins))
+        print(f"admin notice: {notice(ENGLISH)}", file=sys.stderr)
 
     async with bot:
         publisher = Publisher(ctx.db, ctx.config, bot, notify=notify)
