@@ -12,6 +12,7 @@ from bot import scheduler, service
 from bot.chats import resolve_usernames
 from bot.commands import publish_command_lists, register_handlers
 from bot.config import BotConfig
+from bot.i18n import Notice
 from bot.notify import notify_admins
 from bot.publisher import Publisher
 from bot.reply_limiter import ReplyLimiter
@@ -55,8 +56,8 @@ def build_application(config: BotConfig, db: Database, *, dry_run: bool = False,
     builder = builder.post_init(_post_init).post_shutdown(service.on_shutdown)
     application = builder.build()
 
-    async def notify(text: str) -> None:
-        await notify_admins(application, text)
+    async def notify(notice: Notice) -> None:
+        await notify_admins(application, notice)
 
     publisher = Publisher(db, config, None if dry_run else application.bot, dry_run=dry_run, notify=notify,
                           echo=echo)
@@ -74,8 +75,11 @@ async def _post_init(application: Application) -> None:
     sync_from_config(db, config, resolved=resolved, retire_missing=True)
     stale = expire_leases(db)
     if stale:
-        await notify_admins(application, f"{stale} post(s) were being sent when the bot stopped; their outcome "
-                                         "is unknown and they wait for your word: /uncertain")
+        await notify_admins(application, lambda t: t.ngettext(
+            "{count} post was being sent when the bot stopped; its outcome is unknown and it waits for your word: "
+            "/uncertain",
+            "{count} posts were being sent when the bot stopped; their outcome is unknown and they wait for your "
+            "word: /uncertain", stale).format(count=stale))
     scheduler.schedule_all(application)
     await service.on_start(application)
     if not application.bot_data.get("dry_run"):

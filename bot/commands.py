@@ -2,7 +2,8 @@
 
 The table is read three times: to register the handlers (admin rows behind the admin gate), to
 publish the command menus (setMyCommands: the public rows for everyone, all rows in each admin's
-chat) and to write /start and /help. A new command is a row here and a handler in bot/handlers/.
+chat; once per language) and to write /start and /help. A new command is a row here and a handler
+in bot/handlers/. Menu and usage texts are English message ids, translated where they are shown.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from telegram.error import TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, InlineQueryHandler, filters
 
 from bot.config import BotConfig
-from bot.handlers import admin, public
+from bot.handlers import admin, language, public
 from bot.handlers.common import Context, Handler, UsageError, admin_only, is_admin, on_error, reply
+from bot.i18n import DEFAULT_LANGUAGE, LANGUAGES, N_, Translations, translations
+from bot.languages import translator
 
 log = logging.getLogger(__name__)
 
-WELCOME = ("你好！这里可以搜索「硬核观察」的新闻归档。\n"
-           "Hello! This bot searches the archive of the 硬核观察 tech-news column.")
+WELCOME = N_("Hello! This bot searches the archive of the 硬核观察 tech-news column.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,13 +38,15 @@ class Command:
     handler: Handler
 
 
-def help_text(admin_too: bool) -> str:
+def help_text(admin_too: bool, t: Translations) -> str:
     """/help: the public commands, then the admins' when the reader is one."""
-    lines = [f"/{c.name} — {html.escape(c.menu)}" for c in COMMANDS if c.audience == "public"]
-    lines.append("@bot 关键词 — 在任意聊天里分享 / share results in any chat")
+    _ = t.gettext
+    lines = [f"/{c.name} — {html.escape(_(c.menu))}" for c in COMMANDS if c.audience == "public"]
+    lines.append(html.escape(_("@bot WORDS — share results in any chat")))
     if admin_too:
-        lines.append("\n<b>Admin</b>")
-        lines += [f"/{c.name} — {html.escape(c.menu)}" for c in COMMANDS if c.audience == "admin"]
+        heading = html.escape(_("Admin"))
+        lines.append(f"\n<b>{heading}</b>")
+        lines += [f"/{c.name} — {html.escape(_(c.menu))}" for c in COMMANDS if c.audience == "admin"]
     return "\n".join(lines)
 
 
@@ -53,41 +57,46 @@ def _reader_is_admin(update: Update, context: Context) -> bool:
 
 async def start(update: Update, context: Context) -> None:
     """Greet the user and show what the bot can do."""
-    await reply(update, f"{html.escape(WELCOME)}\n\n{help_text(_reader_is_admin(update, context))}")
+    t = await translator(update, context)
+    await reply(update, f"{html.escape(t.gettext(WELCOME))}\n\n{help_text(_reader_is_admin(update, context), t)}")
 
 
 async def help_command(update: Update, context: Context) -> None:
     """List the commands (admins see theirs as well)."""
-    await reply(update, help_text(_reader_is_admin(update, context)))
+    await reply(update, help_text(_reader_is_admin(update, context), await translator(update, context)))
 
 
 COMMANDS: tuple[Command, ...] = (
-    Command("search", "public", "搜索归档 / search the archive: /search WORDS",
-            "Usage: /search WORDS\n用法：/search 关键词（例如 /search 开源）", public.search),
-    Command("latest", "public", "最新条目 / the newest items", "Usage: /latest", public.latest),
-    Command("item", "public", "查看一条 / one item: /item ID",
-            "Usage: /item ID\n用法：/item 编号（搜索结果里的 ID）", public.item),
-    Command("help", "public", "帮助 / help", "Usage: /help", help_command),
-    Command("start", "public", "开始 / start", "Usage: /start", start),
-    Command("channels", "admin", "channels, schedules and queues", "Usage: /channels", admin.channels),
-    Command("schedule", "admin", "show or set a schedule: /schedule CHANNEL [set CRON]",
-            "Usage: /schedule CHANNEL [set CRON]\n"
-            "Examples: /schedule main set 0 9 * * *\n"
-            "          /schedule main set 0 9 * * *; 30 18 * * 1-5\n"
-            "          /schedule main set every 2h", admin.schedule),
-    Command("pause", "admin", "pause a channel: /pause CHANNEL", "Usage: /pause CHANNEL [REASON]", admin.pause),
-    Command("resume", "admin", "resume a channel: /resume CHANNEL", "Usage: /resume CHANNEL", admin.resume),
-    Command("queue", "admin", "the next posts with previews: /queue CHANNEL", "Usage: /queue CHANNEL",
+    Command("search", "public", N_("search the archive: /search WORDS"),
+            N_("Usage: /search WORDS (for example /search 开源)"), public.search),
+    Command("latest", "public", N_("the newest items"), N_("Usage: /latest"), public.latest),
+    Command("item", "public", N_("one item: /item ID"),
+            N_("Usage: /item ID (the ID in the search results)"), public.item),
+    Command("lang", "public", N_("the language of the replies: /lang en|zh"), N_("Usage: /lang [en|zh|auto]"),
+            language.lang),
+    Command("help", "public", N_("help"), N_("Usage: /help"), help_command),
+    Command("start", "public", N_("start"), N_("Usage: /start"), start),
+    Command("channels", "admin", N_("channels, schedules and queues"), N_("Usage: /channels"), admin.channels),
+    Command("schedule", "admin", N_("show or set a schedule: /schedule CHANNEL [set CRON]"),
+            N_("Usage: /schedule CHANNEL [set CRON]\n"
+               "Examples: /schedule main set 0 9 * * *\n"
+               "          /schedule main set 0 9 * * *; 30 18 * * 1-5\n"
+               "          /schedule main set every 2h"), admin.schedule),
+    Command("pause", "admin", N_("pause a channel: /pause CHANNEL"), N_("Usage: /pause CHANNEL [REASON]"),
+            admin.pause),
+    Command("resume", "admin", N_("resume a channel: /resume CHANNEL"), N_("Usage: /resume CHANNEL"), admin.resume),
+    Command("queue", "admin", N_("the next posts with previews: /queue CHANNEL"), N_("Usage: /queue CHANNEL"),
             admin.queue),
-    Command("skip", "admin", "never post an item: /skip [CHANNEL] ITEM",
-            "Usage: /skip [CHANNEL] ITEM (CHANNEL may be left out when there is only one)", admin.skip),
-    Command("postnow", "admin", "post now: /postnow CHANNEL [ITEM]", "Usage: /postnow CHANNEL [ITEM...]",
+    Command("skip", "admin", N_("never post an item: /skip [CHANNEL] ITEM"),
+            N_("Usage: /skip [CHANNEL] ITEM (CHANNEL may be left out when there is only one)"), admin.skip),
+    Command("postnow", "admin", N_("post now: /postnow CHANNEL [ITEM]"), N_("Usage: /postnow CHANNEL [ITEM...]"),
             admin.postnow),
-    Command("comment", "admin", "editor's commentary: /comment ITEM TEXT", "Usage: /comment ITEM TEXT",
+    Command("comment", "admin", N_("editor's commentary: /comment ITEM TEXT"), N_("Usage: /comment ITEM TEXT"),
             admin.comment),
-    Command("uncertain", "admin", "posts that may not have been sent", "Usage: /uncertain", admin.uncertain),
-    Command("stats", "admin", "items, posts, 429s, last posts", "Usage: /stats", admin.stats),
-    Command("ingest", "admin", "ingest archive.paths now", "Usage: /ingest", admin.ingest_command),
+    Command("uncertain", "admin", N_("posts that may not have been sent"), N_("Usage: /uncertain"),
+            admin.uncertain),
+    Command("stats", "admin", N_("items, posts, 429s, last posts"), N_("Usage: /stats"), admin.stats),
+    Command("ingest", "admin", N_("ingest archive.paths now"), N_("Usage: /ingest"), admin.ingest_command),
 )
 
 
@@ -100,7 +109,7 @@ def _callback(command: Command) -> Handler:
         try:
             await handler(update, context)
         except UsageError as exc:
-            usage = html.escape(command.usage)
+            usage = html.escape((await translator(update, context)).gettext(command.usage))
             await reply(update, f"{html.escape(exc.problem)}\n{usage}" if exc.problem else usage)
 
     return admin_only(run) if command.audience == "admin" else run
@@ -118,14 +127,24 @@ def register_handlers(application: Application) -> None:
     application.add_error_handler(on_error)
 
 
+def menu(audiences: tuple[str, ...], t: Translations) -> list[BotCommand]:
+    return [BotCommand(c.name, t.gettext(c.menu)) for c in COMMANDS if c.audience in audiences]
+
+
 async def publish_command_lists(application: Application) -> None:
-    """setMyCommands: the subscribers' menu for everyone, the admins' (both lists) in each admin's chat."""
+    """setMyCommands: the subscribers' menu for everyone, the admins' (both lists) in each admin's chat.
+
+    Each in every language: zh_CN without a language_code (what anyone else sees), en for users
+    whose Telegram is in English.
+    """
     config: BotConfig = application.bot_data["config"]
-    public_menu = [BotCommand(c.name, c.menu) for c in COMMANDS if c.audience == "public"]
-    admin_menu = public_menu + [BotCommand(c.name, c.menu) for c in COMMANDS if c.audience == "admin"]
-    await application.bot.set_my_commands(public_menu, scope=BotCommandScopeDefault())
-    for admin_id in config.telegram.admins:
-        try:
-            await application.bot.set_my_commands(admin_menu, scope=BotCommandScopeChat(admin_id))
-        except TelegramError as exc:  # an admin who never opened the bot has no chat to scope to yet
-            log.warning("could not publish the admin commands for %s: %s", admin_id, exc)
+    for lang in LANGUAGES:
+        t, code = translations(lang), None if lang == DEFAULT_LANGUAGE else lang
+        public_menu, admin_menu = menu(("public",), t), menu(("public", "admin"), t)
+        await application.bot.set_my_commands(public_menu, scope=BotCommandScopeDefault(), language_code=code)
+        for admin_id in config.telegram.admins:
+            try:
+                await application.bot.set_my_commands(admin_menu, scope=BotCommandScopeChat(admin_id),
+                                                      language_code=code)
+            except TelegramError as exc:  # an admin who never opened the bot has no chat to scope to yet
+                log.warning("could not publish the %s admin commands for %s: %s", lang, admin_id, exc)

@@ -17,6 +17,7 @@ from telegram.error import BadRequest, TelegramError
 
 from bot import metrics
 from bot.config import BotConfig as Config
+from bot.i18n import Notice
 from bot.ratelimit import SendLimiter
 from bot.reply_limiter import publisher_request
 from bot.telegram_errors import outcome_of, photo_refused
@@ -92,7 +93,7 @@ class PublishStats:
     errors: list[str] = field(default_factory=list)
 
 
-Notifier = Callable[[str], Awaitable[None]]
+Notifier = Callable[[Notice], Awaitable[None]]
 Echo = Callable[[str, Any], None]  # (channel name, a post planned in dry run)
 
 
@@ -276,8 +277,9 @@ class Publisher:
         elif isinstance(decision, Uncertain):
             await asyncio.to_thread(posts.record_uncertain, self.db, post.id, self.worker, decision.reason)
             self.stats.uncertain += 1
-            await self._tell_admins(f"Post {post.id} may or may not have been sent ({outcome.detail}). "
-                                    "It will not be resent without your word: /uncertain")
+            await self._tell_admins(lambda t: t.gettext(
+                "Post {post} may or may not have been sent ({detail}). It will not be resent without your word: "
+                "/uncertain").format(post=post.id, detail=outcome.detail))
         elif isinstance(decision, Fail):
             await self._fail(post, decision.reason)
         else:  # a plain-text resend is decided once, in _send
@@ -311,21 +313,24 @@ class Publisher:
         await asyncio.to_thread(posts.record_failed, self.db, post.id, self.worker, error)
         self.stats.failed += 1
         self.stats.errors.append(error)
-        await self._tell_admins(f"Post {post.id} failed and was not sent: {error}\n/uncertain lists it.")
+        await self._tell_admins(lambda t: t.gettext(
+            "Post {post} failed and was not sent: {error}\n/uncertain lists it.").format(post=post.id, error=error))
 
     async def _pause(self, channel: _Target, post: OutgoingPost, reason: str) -> None:
         await asyncio.to_thread(posts.release, self.db, post.id, self.worker, reason)
         await asyncio.to_thread(self._pause_channel, channel.name, reason)
         log.error("channel %s paused: %s", channel.name, reason)
-        await self._tell_admins(f"Channel {channel.name} is paused: {reason}\nFix it, then /resume {channel.name}.")
+        await self._tell_admins(lambda t: t.gettext(
+            "Channel {channel} is paused: {reason}\nFix it, then /resume {channel}.").format(channel=channel.name,
+                                                                                       reason=reason))
 
     def _pause_channel(self, name: str, reason: str) -> None:
         with self.db.session() as session:
             set_paused(session, name, True, actor="publisher", reason=reason)
 
-    async def _tell_admins(self, text: str) -> None:
+    async def _tell_admins(self, notice: Notice) -> None:
         if self.notify is not None:
             try:
-                await self.notify(text)
+                await self.notify(notice)
             except Exception:  # telling admins must never break publishing
                 log.exception("could not notify the admins")

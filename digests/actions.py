@@ -14,6 +14,7 @@ from digests.store import audit as store_audit
 from digests.store import channel_sync, search
 from digests.store import channels as store_channels
 from digests.store import items as store_items
+from digests.store import prefs as store_prefs
 from digests.store.db import Database
 
 
@@ -97,3 +98,9 @@ def rebuild_search_index(db: Database) -> int:
     """The search index built afresh from the stored items; how many were indexed."""
     with db.session() as session:
         return search.rebuild_index(session)
+
+
+def set_user_language(db: Database, user_id: int, language: str | None) -> None:
+    """A Telegram user's /lang choice; None forgets it (their Telegram language applies again)."""
+    with db.session() as session:
+        store_prefs.set_user_language(session, user_id, language)

@@ -24,6 +24,7 @@ from digests.store.db import Database
 from digests.store.items import count_items, get_item, item_views, list_items
 from digests.store.post_reads import count_posts, has_posts, last_sent_posts, post_states, sent_posts_of_items
 from digests.store.posts import list_posts, post_json, queue_counts, read_counter
+from digests.store.prefs import user_languages as stored_languages
 
 if TYPE_CHECKING:
     from digests.store.models import Channel, Item, Post
@@ -301,3 +302,9 @@ def delivery_records(db: Database, *, states: Sequence[str] | None = None, chann
         channel_id = get_channel(session, channel).id if channel else None
         posts = list_posts(session, states=states or None, channel_id=channel_id, limit=limit)
         return [post_json(post, names.get(post.channel_id, "?")) for post in posts]
+
+
+def user_languages(db: Database, user_ids: Sequence[int]) -> dict[int, str]:
+    """The language each of these Telegram users chose with /lang (users who chose none are left out)."""
+    with db.session() as session:
+        return stored_languages(session, user_ids)

@@ -151,6 +151,9 @@ def test_the_image_entry_command_and_health_check_work_from_a_clean_install(tmp_
     where = subprocess.run([str(python), "-c", "import bot, digests; print(bot.__file__, digests.__file__)"],
                            capture_output=True, text=True, env=clean, cwd=tmp_path, check=True).stdout
     assert all(path.startswith(site) for path in where.split()), where  # the installed copy, not the worktree
+    said = subprocess.run([str(python), "-c", "from bot.i18n import translations as t; print(t('zh_CN').gettext('Nothing found'))"],
+                          capture_output=True, text=True, env=clean, cwd=tmp_path, check=True).stdout
+    assert said.strip() == "没有找到"  # the message catalogs are package data
 
     data = tmp_path / "data"  # stands in for the /data volume
     data.mkdir()

@@ -146,11 +146,11 @@ async def test_lost_answers_become_uncertain_until_an_admin_resends(db: Database
         faulted = title_counts(fake, fault="delay") + title_counts(fake, fault="drop_after_accept")
         assert sum(faulted.values()) == 2
         assert title_counts(fake) == Counter({title: 1 for title in expected_titles(("alpha",))})
-        # The admins are told of each, with the command that lists them.
+        # The admins are told of each, with the command that lists them (in zh_CN: they chose no language).
         notices = [m.plain_text for m in fake.replies(ADMIN)]
         assert len(notices) == 2
         for post in uncertain:
-            assert any(f"Post {post.id} " in text and "/uncertain" in text for text in notices)
+            assert any(f"帖子 {post.id} " in text and "/uncertain" in text for text in notices)
 
         for post in uncertain:
             resolve_post(db, post.id, action="resend", actor=f"tg:{ADMIN}")
@@ -186,7 +186,7 @@ async def test_bot_removed_from_a_channel_pauses_it_and_tells_the_admins(db: Dat
         assert fake.replies(CHATS["alpha"]) == []
         assert title_counts(fake) == Counter({title: 1 for title in expected_titles(("beta",))})
         [notice] = [m.plain_text for m in fake.replies(ADMIN)]
-        assert "alpha is paused" in notice and "/resume alpha" in notice
+        assert "频道 alpha 已暂停" in notice and "/resume alpha" in notice
 
         # The admin adds the bot back and resumes: the kept posts go out, in order, once.
         fake.unkick(CHATS["alpha"])

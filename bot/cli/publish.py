@@ -15,6 +15,8 @@ from telegram.error import TelegramError
 import digests
 from bot.cli.context import EXIT_FAILED, EXIT_USAGE, Context
 from bot.cli.output import print_ingest_report, print_json
+from bot.i18n import ENGLISH, Notice
+from bot.languages import admin_languages
 from bot.notify import tell_admins
 from bot.startup import problem_of, wait_for_telegram
 from bot.telegram_errors import TelegramUnusable
@@ -107,9 +109,10 @@ async def _publish_once(ctx: Context, dry_run: bool, only: str | None = None) ->
         return publisher.stats
     bot = _telegram_bot(ctx)
 
-    async def notify(text: str) -> None:
-        await tell_admins(bot, ctx.config.telegram.admins, text)
-        print(f"admin notice: {text}", file=sys.stderr)
+    async def notify(notice: Notice) -> None:
+        admins = ctx.config.telegram.admins
+        await tell_admins(bot, admins, notice, await admin_languages(ctx.db, admins))
+        print(f"admin notice: {notice(ENGLISH)}", file=sys.stderr)
 
     async with bot:
         resolved = await resolve_usernames(bot, ctx.config)

@@ -17,7 +17,9 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot.config import BotConfig
+from bot.i18n import ENGLISH, N_, Translations
 from bot.ids import BadId, parse_id
+from bot.languages import translator
 from bot.notify import notify_admins
 from digests.formatting.times import format_day
 from digests.items import ItemView
@@ -32,9 +34,9 @@ Context = ContextTypes.DEFAULT_TYPE
 Handler = Callable[[Update, Context], Coroutine[Any, Any, None]]
 
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
-NOTHING_FOUND = "没有找到 / nothing found"
-REFUSAL = "抱歉，这个命令只对管理员开放。/ Sorry, this command is for the channel's admins."
-APOLOGY = "抱歉，出了点问题，管理员已收到通知。/ Sorry, something went wrong; the admins have been told."
+NOTHING_FOUND = N_("Nothing found")
+REFUSAL = N_("Sorry, this command is for the channel's admins.")
+APOLOGY = N_("Sorry, something went wrong; the admins have been told.")
 ERROR_REPEAT_WINDOW = 300.0  # seconds in which the same error is told to the admins only once
 
 
@@ -96,10 +98,11 @@ def admin_only(handler: Handler) -> Handler:
         user = update.effective_user
         if not is_admin(context, user.id if user else None):
             log.warning("refused %s to user %s", handler.__name__, user.id if user else None)
+            _ = (await translator(update, context)).gettext
             if update.callback_query is not None:
-                await update.callback_query.answer(REFUSAL, show_alert=True)
+                await update.callback_query.answer(_(REFUSAL), show_alert=True)
             else:
-                await reply(update, html.escape(REFUSAL))
+                await reply(update, html.escape(_(REFUSAL)))
             return
         await handler(update, context)
 
@@ -144,9 +147,9 @@ def post_links(refs: Sequence[PostRef]) -> str:
     return " ".join(links)
 
 
-def item_line(number: int | None, view: ItemView, refs: Sequence[PostRef]) -> str:
+def item_line(number: int | None, view: ItemView, refs: Sequence[PostRef], t: Translations) -> str:
     """One item: its title linked to the original, then date, source, id and its channel posts."""
-    title = link(view.url, view.title or "（无标题）")
+    title = link(view.url, view.title or t.gettext("(untitled)"))
     details = [day_of(view.published_at)]
     if view.source:
         details.append(html.escape(view.source))
@@ -158,8 +161,8 @@ def item_line(number: int | None, view: ItemView, refs: Sequence[PostRef]) -> st
     return f"{head}{title}\n{' · '.join(details)}"
 
 
-def listing_html(listing: Listing, *, first_number: int = 1) -> str:
-    return "\n\n".join(item_line(first_number + i, view, listing.posts.get(view.id, ()))
+def listing_html(listing: Listing, t: Translations, *, first_number: int = 1) -> str:
+    return "\n\n".join(item_line(first_number + i, view, listing.posts.get(view.id, ()), t)
                        for i, view in enumerate(listing.views))
 
 
@@ -177,32 +180,35 @@ def _told_recently(context: Context, key: str, now: float) -> bool:
     return False
 
 
-def _what(update: object) -> str:
+def _what(update: object, t: Translations) -> str:
+    _ = t.gettext
     if isinstance(update, Update):
         if update.effective_message is not None and update.effective_message.text:
             return repr(update.effective_message.text[:80])
         if update.callback_query is not None:
-            return f"button {update.callback_query.data!r}"
+            return _("button {data}").format(data=repr(update.callback_query.data))
         if update.inline_query is not None:
-            return f"inline query {update.inline_query.query[:80]!r}"
-        return f"update {update.update_id}"
-    return "a background job"
+            return _("inline query {query}").format(query=repr(update.inline_query.query[:80]))
+        return _("update {id}").format(id=update.update_id)
+    return _("a background job")
 
 
 async def on_error(update: object, context: Context) -> None:
     """Log the exception, tell the admins once per distinct error, apologise to the user."""
     error = context.error
-    what = _what(update)
+    what = _what(update, ENGLISH)
     log.error("error while handling %s", what, exc_info=error)
     key = f"{type(error).__name__}: {error}"
     if not _told_recently(context, key, time.monotonic()):
-        await notify_admins(context.application, f"Error while handling {what}: {key[:600]}\nDetails are in the log.")
+        await notify_admins(context.application, lambda t: t.gettext(
+            "Error while handling {what}: {error}\nDetails are in the log.").format(what=_what(update, t), error=key[:600]))
     if not isinstance(update, Update):
         return
+    _ = (await translator(update, context)).gettext
     try:
         if update.callback_query is not None:
-            await update.callback_query.answer(APOLOGY, show_alert=True)
+            await update.callback_query.answer(_(APOLOGY), show_alert=True)
         elif update.effective_message is not None and update.effective_chat is not None:
-            await context.bot.send_message(update.effective_chat.id, APOLOGY)
+            await context.bot.send_message(update.effective_chat.id, _(APOLOGY))
     except TelegramError as exc:  # the apology is a courtesy; its failure is logged, never raised
         log.warning("could not apologise for %s: %s", what, exc)

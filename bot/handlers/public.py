@@ -29,7 +29,9 @@ from bot.handlers.common import (
     reply,
     run_db,
 )
+from bot.i18n import Translations
 from bot.ids import BadId, parse_id
+from bot.languages import translator
 from digests.errors import NotFoundError
 from digests.formatting.blurb import BlurbFormatter
 from digests.views import Listing, item_listing, latest_listing, search_listing
@@ -58,17 +60,19 @@ def search_callback_data(offset: int, query: str) -> str:
     return f"s:{offset}:{query_key(query)}"
 
 
-def _search_page(query: str, offset: int, listing: Listing) -> tuple[str, InlineKeyboardMarkup | None]:
-    page = offset // PAGE_SIZE + 1
-    counted = f" · 共 {listing.total} 条 / {listing.total} results" if listing.total is not None else ""
-    text = (f"{SEARCH_MARK}{html.escape(query)}\n<i>第 {page} 页 / page {page}{counted}</i>\n\n"
-            f"{listing_html(listing, first_number=offset + 1)}")
+def _search_page(query: str, offset: int, listing: Listing,
+                 t: Translations) -> tuple[str, InlineKeyboardMarkup | None]:
+    page = t.gettext("page {page}").format(page=offset // PAGE_SIZE + 1)
+    if listing.total is not None:
+        page += " · " + t.ngettext("{total} result", "{total} results", listing.total).format(total=listing.total)
+    text = (f"{SEARCH_MARK}{html.escape(query)}\n<i>{page}</i>\n\n"
+            f"{listing_html(listing, t, first_number=offset + 1)}")
     buttons = []
     if offset > 0:
-        buttons.append(InlineKeyboardButton("‹ 上一页 / previous",
+        buttons.append(InlineKeyboardButton(t.gettext("‹ previous"),
                                             callback_data=search_callback_data(max(0, offset - PAGE_SIZE), query)))
     if listing.has_more:
-        buttons.append(InlineKeyboardButton("下一页 / next ›",
+        buttons.append(InlineKeyboardButton(t.gettext("next ›"),
                                             callback_data=search_callback_data(offset + PAGE_SIZE, query)))
     return text, InlineKeyboardMarkup([buttons]) if buttons else None
 
@@ -79,10 +83,11 @@ async def search(update: Update, context: Context) -> None:
     if not query:
         raise UsageError()
     listing = await run_db(context, search_listing, query, limit=PAGE_SIZE)
+    t = await translator(update, context)
     if not listing.views:
-        await reply(update, f"{NOTHING_FOUND}: {html.escape(query)}")
+        await reply(update, t.gettext("Nothing found: {query}").format(query=html.escape(query)))
         return
-    text, markup = _search_page(query, 0, listing)
+    text, markup = _search_page(query, 0, listing, t)
     await reply(update, text, markup=markup)
 
 
@@ -111,14 +116,15 @@ async def search_page(update: Update, context: Context) -> None:
     message = callback.message
     query = _query_of(message.text if isinstance(message, Message) else None, key)
     offset = _offset(offset_text)
+    t = await translator(update, context)
     if query is None or offset is None:
-        await callback.answer("请重新搜索 / please search again: /search WORDS", show_alert=True)
+        await callback.answer(t.gettext("Please search again: /search WORDS"), show_alert=True)
         return
     listing = await run_db(context, search_listing, query, limit=PAGE_SIZE, offset=offset)
     if not listing.views:
-        await callback.answer(f"{NOTHING_FOUND}")
+        await callback.answer(t.gettext(NOTHING_FOUND))
         return
-    text, markup = _search_page(query, offset, listing)
+    text, markup = _search_page(query, offset, listing, t)
     await callback.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=markup,
                                      link_preview_options=NO_PREVIEW)
     await callback.answer()
@@ -133,10 +139,12 @@ async def latest(update: Update, context: Context) -> None:
     if context.args:
         raise UsageError()
     listing = await run_db(context, latest_listing, limit=PAGE_SIZE)
+    t = await translator(update, context)
     if not listing.views:
-        await reply(update, NOTHING_FOUND)
+        await reply(update, t.gettext(NOTHING_FOUND))
         return
-    await reply(update, f"<b>最新 / latest</b>\n\n{listing_html(listing)}")
+    heading = t.gettext("Latest")
+    await reply(update, f"<b>{heading}</b>\n\n{listing_html(listing, t)}")
 
 
 def _item_html(listing: Listing) -> str:
@@ -158,7 +166,8 @@ async def item(update: Update, context: Context) -> None:
     try:
         listing = await run_db(context, item_listing, item_id)
     except NotFoundError:
-        await reply(update, f"{NOTHING_FOUND}: ID {item_id}")
+        t = await translator(update, context)
+        await reply(update, t.gettext("Nothing found: ID {id}").format(id=item_id))
         return
     await reply(update, _item_html(listing))
 
@@ -167,12 +176,12 @@ async def item(update: Update, context: Context) -> None:
 # Inline mode
 
 
-def _article(listing: Listing, index: int) -> InlineQueryResultArticle:
+def _article(listing: Listing, index: int, t: Translations) -> InlineQueryResultArticle:
     view = listing.views[index]
     blurb = _formatter().format_single(view)
     description = " · ".join(x for x in (day_of(view.published_at), view.source) if x)
     return InlineQueryResultArticle(
-        id=str(view.id), title=view.title or "（无标题）", description=description,
+        id=str(view.id), title=view.title or t.gettext("(untitled)"), description=description,
         input_message_content=InputTextMessageContent(blurb.html, parse_mode=ParseMode.HTML,
                                                       link_preview_options=NO_PREVIEW),
     )
@@ -188,9 +197,10 @@ async def inline_search(update: Update, context: Context) -> None:
         listing = await run_db(context, search_listing, query, limit=INLINE_PAGE_SIZE, offset=offset)
     else:
         listing = await run_db(context, latest_listing, limit=INLINE_PAGE_SIZE)
-    results = [_article(listing, i) for i in range(len(listing.views))]
+    t = await translator(update, context)
+    results = [_article(listing, i, t) for i in range(len(listing.views))]
     button = None
     if not results and offset == 0:
-        button = InlineQueryResultsButton(text=NOTHING_FOUND, start_parameter="nothing_found")
+        button = InlineQueryResultsButton(text=t.gettext(NOTHING_FOUND), start_parameter="nothing_found")
     await inline.answer(results, cache_time=60, next_offset=str(offset + INLINE_PAGE_SIZE) if listing.has_more else "",
                         button=button)

@@ -254,3 +254,13 @@ class KeyValue(Base):
 
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     value: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class UserPref(Base):
+    """A Telegram user's own choices (today the language of the bot's replies, set with /lang)."""
+
+    __tablename__ = "user_prefs"
+
+    # Telegram user ids pass 2**31; never a sequence: the id is Telegram's.
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    language: Mapped[str] = mapped_column(String(16))

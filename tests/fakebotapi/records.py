@@ -167,14 +167,21 @@ class Records:
             self.chats[chat.id] = chat
             return chat
 
-    def add_user(self, user_id: int, first_name: str | None = None, username: str | None = None) -> Chat:
-        """A user who has started the bot: the private chat shares the user's id."""
+    def add_user(
+        self, user_id: int, first_name: str | None = None, username: str | None = None,
+        language_code: str | None = None,
+    ) -> Chat:
+        """A user who has started the bot: the private chat shares the user's id.
+
+        ``language_code`` (IETF tag, e.g. "en", "zh-hans") is sent as ``from.language_code`` of their updates.
+        """
         with self.lock:
             self.users[user_id] = {
                 "id": user_id,
                 "is_bot": False,
                 "first_name": first_name or f"User {user_id}",
                 **({"username": username} if username else {}),
+                **({"language_code": language_code} if language_code else {}),
             }
             existing = self.chats.get(user_id)
             if existing is not None:

@@ -172,9 +172,12 @@ class FakeBotApi:
             Chat(chat_id, kind, title=title or f"Group {chat_id}", username=username)
         )
 
-    def add_user(self, user_id: int, first_name: str | None = None, username: str | None = None) -> Chat:
+    def add_user(
+        self, user_id: int, first_name: str | None = None, username: str | None = None,
+        language_code: str | None = None,
+    ) -> Chat:
         """A user who has started the bot: the private chat shares the user's id."""
-        return self._records.add_user(user_id, first_name, username)
+        return self._records.add_user(user_id, first_name, username, language_code)
 
     def kick(self, chat: int | str) -> None:
         """From now on the bot gets 403 Forbidden for this chat."""
