@@ -8,7 +8,7 @@ import logging
 import os
 import tarfile
 import zipfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -368,8 +368,25 @@ def ingest(
     fails is written again one document per transaction, so only the bad one is lost); changed
     documents are updated in place one transaction each.
     """
+    return ingest_entries(db, iter_sources(paths), max_bytes=max_bytes, progress=progress, now=now)
+
+
+def ingest_entries(
+    db: Database,
+    entries: Iterable[Source | tuple[str, str]],
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    progress: Callable[[str], None] | None = None,
+    now: Callable[[], datetime] = utcnow,
+    tags: Sequence[str] = (),
+) -> IngestReport:
+    """Ingest documents given as entries (fetched bytes under a stable path, or (path, reason) for
+    one that could not be had), as ``ingest`` does files; ``tags`` are added to every item.
+
+    A list of entries is looked up by its paths alone, not against every stored document.
+    """
     with _collector_at_rest():
-        return _ingest(db, paths, max_bytes=max_bytes, progress=progress, now=now)
+        return _ingest(db, entries, max_bytes=max_bytes, progress=progress, now=now, tags=tags)
 
 
 @contextmanager
@@ -383,18 +400,20 @@ def _collector_at_rest() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _ingest(db: Database, paths: Iterable[str | Path], *, max_bytes: int,
-            progress: Callable[[str], None] | None, now: Callable[[], datetime]) -> IngestReport:
+def _ingest(db: Database, entries: Iterable[Source | tuple[str, str]], *, max_bytes: int,
+            progress: Callable[[str], None] | None, now: Callable[[], datetime], tags: Sequence[str] = ()) -> IngestReport:
     report = IngestReport()
     with db.session() as session:
-        known = {
-            row.path: (row.id, row.content_hash, row.error)
-            for row in session.execute(select(Document.path, Document.id, Document.content_hash, Document.error))
-        }
+        query = select(Document.path, Document.id, Document.content_hash, Document.error)
+        wanted = sorted({e[0] if isinstance(e, tuple) else e.path for e in entries}) if isinstance(entries, list) else None
+        rows = (session.execute(query) if wanted is None else
+                [row for n in range(0, len(wanted), 500)
+                 for row in session.execute(query.where(Document.path.in_(wanted[n:n + 500])))])
+        known = {row.path: (row.id, row.content_hash, row.error) for row in rows}
     batch: list[_Prepared] = []
     batch_items = 0
     seen: set[str] = set()  # a path named twice (a folder and a file in it) is read once
-    for entry in iter_sources(paths):
+    for entry in entries:
         if (entry[0] if isinstance(entry, tuple) else entry.path) in seen:
             continue
         seen.add(entry[0] if isinstance(entry, tuple) else entry.path)
@@ -403,7 +422,7 @@ def _ingest(db: Database, paths: Iterable[str | Path], *, max_bytes: int,
             _record_failure(db, report, path, reason, None, known, now())
         else:
             path = entry.path
-            prepared = _prepare(db, entry, report, known, max_bytes, now())
+            prepared = _prepare(db, entry, report, known, max_bytes, now(), tags)
             if prepared is not None:
                 if prepared.previous_id is None:
                     batch.append(prepared)
@@ -421,7 +440,8 @@ def _ingest(db: Database, paths: Iterable[str | Path], *, max_bytes: int,
 
 
 def _prepare(db: Database, source: Source, report: IngestReport,
-             known: dict[str, tuple[int, str | None, str | None]], max_bytes: int, now: datetime) -> _Prepared | None:
+             known: dict[str, tuple[int, str | None, str | None]], max_bytes: int, now: datetime,
+             tags: Sequence[str] = ()) -> _Prepared | None:
     """Read, hash, decode and parse one document; None when it is unchanged or failed."""
     if source.size > max_bytes:
         reason = (f"too large: {source.size / 1048576:.1f} MB, the limit is {max_bytes / 1048576:.1f} MB "
@@ -441,6 +461,8 @@ def _prepare(db: Database, source: Source, report: IngestReport,
     try:
         text = decode_document(data)
         fmt, parsed = parse_document(text, path=source.path)
+        for item in parsed if tags else ():
+            item.tags = [*item.tags, *tags]
         parsed = [normalise_item(item) for item in parsed]
         parsed = [item for item in parsed if item.title and item.url]
     except ParseError as exc:

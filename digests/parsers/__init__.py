@@ -15,10 +15,10 @@ from types import ModuleType
 
 from digests.errors import UnknownFormatError
 from digests.items import ParsedItem
-from digests.parsers import feed, jekyll, linuxcn, newsletter, rssjson
+from digests.parsers import feed, jekyll, jsonfeed, linuxcn, newsletter, rssjson
 
 # Order matters: the most specific sniffers first (linux.cn before generic Jekyll front matter).
-FORMATS: tuple[ModuleType, ...] = (rssjson, feed, linuxcn, jekyll, newsletter)
+FORMATS: tuple[ModuleType, ...] = (rssjson, jsonfeed, feed, linuxcn, jekyll, newsletter)
 
 
 def detect_format(text: str) -> ModuleType:
@@ -27,7 +27,7 @@ def detect_format(text: str) -> ModuleType:
         if module.sniff(text):
             return module
     raise UnknownFormatError("unknown format: not a linux.cn article, Jekyll post, newsletter, "
-                             "RSS-reader JSON record or RSS/Atom feed")
+                             "RSS-reader JSON record, JSON Feed or RSS/Atom feed")
 
 
 def parse_document(text: str, *, path: str = "") -> tuple[str, list[ParsedItem]]:
