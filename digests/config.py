@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from digests.errors import ConfigError
+from digests.sources.config import FetchConfig, ProxyConfig, SourceConfig, unique_source_names
 
 DEFAULT_DATABASE_URL = "sqlite:///digest.db"
 DEFAULT_BASE_URL = "https://api.telegram.org/bot"
@@ -216,6 +217,9 @@ class Config(_Strict):
     publish: PublishConfig = Field(default_factory=PublishConfig)
     commentator: CommentatorConfig = Field(default_factory=CommentatorConfig)
     channels: list[ChannelConfig] = Field(default_factory=list)
+    sources: list[SourceConfig] = Field(default_factory=list)
+    fetch: FetchConfig = Field(default_factory=FetchConfig)
+    proxy: ProxyConfig = Field(default_factory=ProxyConfig)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @model_validator(mode="after")
@@ -225,6 +229,7 @@ class Config(_Strict):
             if channel.name in seen:
                 raise ValueError(f"channel name {channel.name!r} is used twice")
             seen.add(channel.name)
+        unique_source_names(self.sources)
         return self
 
     def channel(self, name: str) -> ChannelConfig | None:
