@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from bot import cli_sources
 from digests.config import Config, load_config
 from digests.errors import DigestError
 from digests.store.db import Database, open_database
@@ -66,8 +67,11 @@ def _console():  # rich is imported only by commands that draw
 
 
 def cmd_ingest(ctx: Context) -> int:
-    """Ingest files, folders and .zip/.tar.gz archives (default: archive.paths)."""
+    """Ingest files, folders, .zip/.tar.gz archives, URLs and git repositories (default: archive.paths and sources)."""
     from digests.ingest import ingest
+
+    if cli_sources.wants_sources(ctx):
+        return cli_sources.ingest_locations(ctx, _print_ingest_report)
 
     paths = ctx.args.paths or ctx.config.archive.paths
     as_json = ctx.args.json
@@ -215,7 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, parents=[common], help=func.__doc__, description=func.__doc__, **kwargs)
 
     p = add("ingest", cmd_ingest)
-    p.add_argument("paths", nargs="*", metavar="PATH", help="files, folders, .zip or .tar.gz archives")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="files, folders, .zip or .tar.gz archives, "
+                   "http(s):// URLs, git+https:// (or git+ssh://, git+file://) repositories [#branch[:folder]]")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 
     p = add("items", cmd_items)
@@ -239,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     from bot import commands_publish
 
     commands_publish.register(add)
+    cli_sources.add_parsers(add)
     return parser
 
 

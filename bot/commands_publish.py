@@ -94,7 +94,7 @@ def _telegram_bot(ctx: Context) -> Any:
     from telegram.request import HTTPXRequest
 
     request = HTTPXRequest(connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout,
-                           connection_pool_size=ctx.config.publish.concurrency + 2)
+                           connection_pool_size=ctx.config.publish.concurrency + 2, proxy=ctx.config.proxy.telegram)
     return ExtBot(ctx.config.token, base_url=ctx.config.telegram.base_url, request=request)
 
 
@@ -188,6 +188,8 @@ async def _run_without_polling(application: Any) -> None:
         await application.start()
         await stop.wait()
         await application.stop()
+        if application.post_stop is not None:  # as run_polling would
+            await application.post_stop(application)
 
 
 def cmd_deliveries(ctx: Context) -> int:
@@ -255,8 +257,11 @@ def collect_stats(ctx_db: Any) -> dict[str, Any]:
                 "uncertain": counts.get((channel.id, UNCERTAIN), 0),
                 "last_post": last.isoformat() if last else None,
             })
-        return {"items": count_items(session), "flood_waits": read_counter(session, "flood_waits"),
-                "channels": channels}
+        totals = {"items": count_items(session), "flood_waits": read_counter(session, "flood_waits"),
+                  "channels": channels}
+    from digests.sources.registry import sources_summary
+
+    return {**totals, "sources": sources_summary(ctx_db)}
 
 
 def cmd_stats(ctx: Context) -> int:
@@ -266,6 +271,9 @@ def cmd_stats(ctx: Context) -> int:
         print_json(stats)
         return 0
     print(f"items: {stats['items']}   429s received: {stats['flood_waits']}")
+    sources = stats["sources"]
+    print(f"sources: {sources['sources']} ({sources['failing']} failing, {sources['switched_off']} switched off), "
+          f"{sources['items_added']} items added by them")
     for ch in stats["channels"]:
         state = f"paused ({ch['paused_reason'] or 'by an admin'})" if ch["paused"] else "active"
         print(f"  {ch['name']:<12} {state:<10} sent {ch['sent']} pending {ch['pending']} failed {ch['failed']} "
