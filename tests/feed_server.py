@@ -9,6 +9,7 @@ Every request is recorded with its headers.
 from __future__ import annotations
 
 import gzip
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -47,6 +48,8 @@ class FeedServer:
         self.requests: list[Request] = []
         self.lock = threading.Lock()
         self.closing = threading.Event()
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most requests answered at once (a per-host limit shows here)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -55,11 +58,27 @@ class FeedServer:
             def log_message(self, format: str, *args: Any) -> None:  # quiet
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802
-                server._handle(self)
+            def setup(self) -> None:
+                super().setup()
+                # Headers and body go out in separate writes: without this, Nagle's algorithm and
+                # the client's delayed ACK add 40 ms to every answer with a body.
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+            def do_GET(self) -> None:  # noqa: N802
+                with server.lock:
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                try:
+                    server._handle(self)
+                finally:
+                    with server.lock:
+                        server.in_flight -= 1
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 256  # as a real server's backlog: no SYN dropped when many connect at once
+
+        self.httpd = Server(("127.0.0.1", 0), Handler)
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="feed-server", daemon=True)
 
@@ -108,6 +127,8 @@ class FeedServer:
         if route is None:
             return self._send(handler, 404, b"not found", "text/plain")
         if route.mode == "ok":
+            if route.delay:
+                self.closing.wait(route.delay)
             if (route.etag and headers.get("if-none-match") == route.etag) or (
                     route.last_modified and not route.etag and headers.get("if-modified-since") == route.last_modified):
                 return self._send(handler, 304, b"", None, route)

@@ -461,10 +461,10 @@ def _prepare(db: Database, source: Source, report: IngestReport,
     try:
         text = decode_document(data)
         fmt, parsed = parse_document(text, path=source.path)
-        for item in parsed if tags else ():
-            item.tags = [*item.tags, *tags]
         parsed = [normalise_item(item) for item in parsed]
         parsed = [item for item in parsed if item.title and item.url]
+        for item in parsed if tags else ():  # after normalising, which keeps only a column's own tags
+            item.tags = [*item.tags, *(tag for tag in tags if tag not in item.tags)]
     except ParseError as exc:
         _record_failure(db, report, source.path, str(exc), digest, known, now)
         return None

@@ -119,6 +119,8 @@ class ProxyConfig(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _one_for_both(cls, data: Any) -> Any:
+        if data is None:
+            return {}
         if isinstance(data, str):
             return {"fetch": data, "telegram": data}
         return data

@@ -118,8 +118,11 @@ class Fetcher:
             status = response.status_code
             final = str(response.url)
             if status == 304:
+                response.read()  # nothing to read, but read: the connection goes back to the pool
                 etag, modified = validators(response.headers)
                 return Fetched(304, None, etag, modified, final)
+            if status >= 400:
+                _drain_small(response)
             if status in (429, 503):
                 wait = retry_after_seconds(response.headers.get("retry-after"), now)
                 if wait is not None:
@@ -140,7 +143,7 @@ class Fetcher:
                     raise FetchError(f"too large: more than {config.max_bytes / _MB:.1f} MB (fetch.max_bytes); "
                                      "stopped reading", status=status)
                 if time.monotonic() - started > config.total_timeout:
-                    raise FetchError(f"too slow: not complete after {config.total_timeout:.0f} s "
+                    raise FetchError(f"too slow: not complete after {config.total_timeout:g} s "
                                      "(fetch.total_timeout)", status=status)
                 chunks.append(chunk)
             body = _as_utf8(b"".join(chunks), response.charset_encoding)
@@ -152,9 +155,9 @@ class Fetcher:
         if isinstance(exc, httpx.TooManyRedirects):
             return f"more than {config.max_redirects} redirects (a redirect loop?)"
         if isinstance(exc, httpx.ConnectTimeout):
-            return f"could not connect within {config.connect_timeout:.0f} s (fetch.connect_timeout)"
+            return f"could not connect within {config.connect_timeout:g} s (fetch.connect_timeout)"
         if isinstance(exc, httpx.ReadTimeout):
-            return f"no answer within {config.read_timeout:.0f} s (fetch.read_timeout)"
+            return f"no answer within {config.read_timeout:g} s (fetch.read_timeout)"
         if isinstance(exc, httpx.PoolTimeout):
             return "every connection busy for too long (fetch.concurrency)"
         if isinstance(exc, httpx.ProxyError):
@@ -168,6 +171,13 @@ class Fetcher:
         if isinstance(exc, httpx.UnsupportedProtocol):
             return f"redirected to an address we cannot fetch: {exc}"
         return f"{exc.__class__.__name__}: {exc}"
+
+
+def _drain_small(response: httpx.Response) -> None:
+    """Read a short error page, so that its connection can be used again; a long one is dropped."""
+    length = response.headers.get("content-length", "")
+    if length.isdigit() and int(length) <= 65536:
+        response.read()
 
 
 def _host(url: str) -> str:

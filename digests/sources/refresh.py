@@ -14,7 +14,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 OK, UNCHANGED, PARTIAL, FAILED, WAITING, BUSY = "ok", "unchanged", "partial", "failed", "waiting", "busy"
 _WAVE = 64  # feeds claimed and fetched together: leases are taken shortly before their fetch
 _RENEW_EVERY = 60.0  # seconds between lease renewals during a long ingest
+_FLUSH_EVERY = 0.25  # seconds between writes of a wave's health rows
 
 
 @dataclass(slots=True)
@@ -126,10 +127,8 @@ class Refresher:
                     f"the server asked us to wait (Retry-After) until {source.next_fetch_at.isoformat(timespec='seconds')}",
                     http_status=source.http_status)
         feeds = [s for s in sources if s.kind == HTTP and s.name not in outcomes]
-        for offset in range(0, len(feeds), _WAVE):
-            if should_stop():
-                break
-            for outcome in self._feeds(feeds[offset:offset + _WAVE]):
+        if feeds:
+            for outcome in self._feeds(feeds, should_stop):
                 outcomes[outcome.name] = outcome
         for source in sources:
             if source.kind != HTTP and not should_stop():
@@ -148,37 +147,54 @@ class Refresher:
                 for s in sources if s.name not in taken]
         return ours, busy
 
-    def _feeds(self, wave: Sequence[SourceRecord]) -> list[Outcome]:
-        ours, outcomes = self._claim(wave)
-        if not ours:
-            return outcomes
+    def _feeds(self, feeds: Sequence[SourceRecord], should_stop: Callable[[], bool]) -> list[Outcome]:
+        """Fetch feeds several at a time, ingesting each answer here as it comes.
+
+        Leases are taken a wave at a time, shortly before the wave's fetches, and the next wave is
+        claimed while the last one's stragglers are still out, so the fetchers never stand idle.
+        """
+        outcomes: list[Outcome] = []
+        queue = list(feeds)
+        pending: dict[Future[Fetched], SourceRecord] = {}
         records: list[tuple[str, RefreshRecord]] = []
-        workers = min(self.config.concurrency, len(ours))
+        flushed = time.monotonic()
+        workers = min(self.config.concurrency, len(feeds))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="digestbot-fetch") as pool:
-            futures: dict[Future[Fetched], SourceRecord] = {
-                pool.submit(self.fetcher.get, s.location, etag=s.etag, last_modified=s.last_modified): s
-                for s in ours
-            }
-            for future in as_completed(futures):
-                source = futures[future]
-                try:
-                    outcome, record = self._feed_done(source, future)
-                except Exception as exc:  # a bug or a database failure: this source only
-                    outcome, record = self._crashed(source, exc)
-                outcomes.append(outcome)
-                records.append((source.name, record))
-        # One transaction for the wave's health rows: all 304s cost a claim and this per wave.
-        with self.db.session() as session:
-            record_refreshes(session, self.owner, records)
+            while queue or pending:
+                if queue and len(pending) <= _WAVE // 2 and not should_stop():
+                    wave, queue = queue[:_WAVE], queue[_WAVE:]
+                    ours, busy = self._claim(wave)
+                    outcomes += busy
+                    for s in ours:
+                        future = pool.submit(self.fetcher.get, s.location, etag=s.etag, last_modified=s.last_modified)
+                        pending[future] = s
+                elif should_stop():
+                    queue = []
+                if not pending:
+                    continue
+                done, _ = wait(pending, timeout=_FLUSH_EVERY, return_when=FIRST_COMPLETED)
+                for future in done:
+                    source = pending.pop(future)
+                    try:
+                        outcome, record = self._feed_done(source, future)
+                    except Exception as exc:  # a bug or a database failure: this source only
+                        outcome, record = self._crashed(source, exc)
+                    outcomes.append(outcome)
+                    records.append((source.name, record))
+                # Health rows a few at a time: all-304 rounds cost few transactions, and a feed that
+                # hangs does not hold back what the others found.
+                if records and (not pending or time.monotonic() - flushed >= _FLUSH_EVERY):
+                    with self.db.session() as session:
+                        record_refreshes(session, self.owner, records)
+                    records, flushed = [], time.monotonic()
         return outcomes
 
     def _feed_done(self, source: SourceRecord, future: Future[Fetched]) -> tuple[Outcome, RefreshRecord]:
         try:
             fetched = future.result()
         except HostWaitError as exc:
-            wait = exc.retry_after or 0.0
             return (Outcome(source.name, HTTP, source.location, WAITING, str(exc)),
-                    self._waiting(source, wait))
+                    self._waiting(source, exc.retry_after or 0.0))
         except FetchError as exc:
             return self._failure(source, str(exc), http_status=exc.status, retry_after=exc.retry_after)
         if fetched.status == 304 or fetched.body is None:
