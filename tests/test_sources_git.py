@@ -144,6 +144,13 @@ def test_a_new_commit_reads_only_the_changed_files_and_removes_deleted_ones(repo
     assert documents[f"{repo.url}#main:posts/a.md"] == 5
     assert f"{repo.url}#main:posts/b.md" not in documents and f"{repo.url}#main:posts/old/3.md" not in documents
     assert len(documents) == 1 + 1 + 19
+    from sqlalchemy import text
+
+    with sqlite_db.session() as session:  # removed items leave the search index too
+        indexed = set(session.scalars(text("SELECT item_id FROM search_docs")))
+        removed = set(session.scalars(text("SELECT id FROM items WHERE removed = 1")))
+        live = set(session.scalars(text("SELECT id FROM items WHERE removed = 0")))
+    assert len(removed) == 3 and not removed & indexed and live <= indexed
 
     again = refresh(sqlite_db, tmp_path)
     assert (again.status, again.report) == ("unchanged", None)

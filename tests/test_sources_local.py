@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from digests.clock import utcnow
 from digests.sources.config import FetchConfig, SourceConfig
@@ -103,3 +104,29 @@ def test_a_deleted_archive_takes_its_members_with_it(sqlite_db: Database, tmp_pa
     (folder / "bundle.zip").unlink()
     outcome = refresh(sqlite_db)
     assert outcome.removed == 3 and live_titles(sqlite_db) == {"l3 新闻 0"}
+
+
+def test_ingest_without_arguments_reads_archive_paths_and_every_source(tmp_path: Path, monkeypatch: Any,
+                                                                        capsys: Any) -> None:
+    import json
+
+    import yaml
+
+    from bot.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "archive").mkdir()
+    (tmp_path / "archive" / "a.md").write_text(post(1, 2), encoding="utf-8")
+    (tmp_path / "incoming").mkdir()
+    (tmp_path / "incoming" / "b.md").write_text(post(2, 1), encoding="utf-8")
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "database": {"url": f"sqlite:///{tmp_path / 'cli.db'}"},
+        "archive": {"paths": [str(tmp_path / "archive")]},
+        "sources": [{"name": "incoming", "path": str(tmp_path / "incoming")},
+                    {"name": "off", "path": str(tmp_path / "nowhere"), "enabled": False}],
+    }), encoding="utf-8")
+    assert main(["--config", str(config), "ingest", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["items"]["new"] == 2  # archive.paths, as before
+    assert [(s["name"], s["status"], s["items_added"]) for s in summary["sources"]] == [("incoming", "ok", 1)]

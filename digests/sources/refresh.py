@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
+from digests import search
 from digests.clock import utcnow
 from digests.errors import DigestError
 from digests.ingest import IngestReport, Source, ingest_entries
@@ -268,8 +269,7 @@ class Refresher:
             ]
             report = ingest_entries(self.db, entries, max_bytes=self.config.max_bytes, tags=source.tags,
                                     progress=self._renewer(source.name), now=self.clock)
-        with self.db.session() as session:
-            removed = remove_documents(session, gone, self.clock())
+        removed = self._remove(gone)
         repository.mark_ingested(update.commit)
         return self._changed(source, GIT, report, removed, git=(update.commit, update.branch))
 
@@ -283,14 +283,24 @@ class Refresher:
                     self._success(source, UNCHANGED))
         report = ingest_entries(self.db, found.entries, max_bytes=self.config.max_bytes, tags=source.tags,
                                 progress=self._renewer(source.name), now=self.clock)
+        gone = list(found.gone)
         with self.db.session() as session:
-            gone = list(found.gone)
             for path in found.gone:
                 if local.is_archive(path):
                     gone += document_paths_under(session, path + local.ARCHIVE_MEMBER)
-            removed = remove_documents(session, gone, self.clock())
+        removed = self._remove(gone)  # a crash before the stats below: the next scan removes them again
+        with self.db.session() as session:
             save_file_stats(session, source.id, found.changed, found.gone)
         return self._changed(source, PATH, report, removed)
+
+    def _remove(self, paths: Sequence[str]) -> int:
+        """Documents gone from their source: their items leave the archive and the search index."""
+        if not paths:
+            return 0
+        with self.db.session() as session:
+            removed = remove_documents(session, paths, self.clock())
+            search.unindex_items(session, removed)
+        return len(removed)
 
     def _changed(self, source: SourceRecord, kind: str, report: IngestReport, removed: int,
                  git: tuple[str, str] | None = None) -> tuple[Outcome, RefreshRecord]:

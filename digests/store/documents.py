@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from digests import search
 from digests.store.models import Document, Item, ItemSource
 
 _CHUNK = 500
@@ -21,17 +19,19 @@ def document_paths_under(session: Session, prefix: str) -> list[str]:
     return list(session.scalars(select(Document.path).where(Document.path.like(f"{escaped}%", escape="\\"))))
 
 
-def remove_documents(session: Session, paths: Collection[str], now: datetime) -> int:
-    """Forget these documents; an item no other document holds is marked removed and leaves search.
+def remove_documents(session: Session, paths: Collection[str], now: datetime) -> list[int]:
+    """Forget these documents; an item no other document holds is marked removed.
 
-    Returns the number of items removed. Paths that are not stored are ignored.
+    Returns the ids of the items removed now, for the caller to take out of the search index in
+    the same transaction (search imports the store, so the store does not call it). Paths that
+    are not stored are ignored.
     """
     wanted = sorted(set(paths))
     doc_ids: list[int] = []
     for offset in range(0, len(wanted), _CHUNK):
         doc_ids += session.scalars(select(Document.id).where(Document.path.in_(wanted[offset:offset + _CHUNK])))
     if not doc_ids:
-        return 0
+        return []
     held: set[int] = set()
     for chunk in _chunks(doc_ids):
         held.update(session.scalars(select(ItemSource.item_id).where(ItemSource.document_id.in_(chunk))))
@@ -40,13 +40,10 @@ def remove_documents(session: Session, paths: Collection[str], now: datetime) ->
     for chunk in _chunks(sorted(held)):
         still = set(session.scalars(select(ItemSource.item_id).where(ItemSource.item_id.in_(chunk)).distinct()))
         orphans += [item_id for item_id in chunk if item_id not in still]
-    removed = 0
+    removed: list[int] = []
     for chunk in _chunks(orphans):
-        result = session.execute(
-            update(Item).where(Item.id.in_(chunk), Item.removed.is_(False)).values(removed=True, updated_at=now)
-        )
-        removed += cast(CursorResult[Any], result).rowcount
-        search.unindex_items(session, chunk)
+        removed += session.scalars(select(Item.id).where(Item.id.in_(chunk), Item.removed.is_(False)))
+        session.execute(update(Item).where(Item.id.in_(chunk)).values(removed=True, updated_at=now))
     for chunk in _chunks(doc_ids):
         session.execute(update(Item).where(Item.document_id.in_(chunk)).values(document_id=None))
         session.execute(delete(Document).where(Document.id.in_(chunk)))
