@@ -58,9 +58,14 @@ class SourcesRunner:
                 self.application.create_task(self.notify(outcome.notice))
 
     def stop(self) -> None:
+        """No new refresh; one under way stops after its current source, then its HTTP client closes
+        (closed under it, its fetches would be recorded as the sources' failures)."""
         self.stopping.set()
         self.executor.shutdown(wait=False, cancel_futures=True)
-        self.refresher.close()
+        if self.future is not None and not self.future.done():
+            self.future.add_done_callback(lambda _done: self.refresher.close())
+        else:
+            self.refresher.close()
 
 
 async def _refresh_job(context: ContextTypes.DEFAULT_TYPE) -> None:
