@@ -8,7 +8,7 @@ from typing import Any
 from telegram import User
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, ExtBot
 
-from bot import scheduler
+from bot import scheduler, sources_runner
 from bot.commands import publish_command_lists, register_handlers
 from bot.config import BotConfig
 from bot.notify import notify_admins
@@ -49,7 +49,9 @@ def build_application(config: BotConfig, db: Database, *, dry_run: bool = False,
             builder = builder.base_file_url(config.telegram.base_file_url)
         if not poll:
             builder = builder.updater(None)
-    builder = builder.post_init(_post_init)
+    if config.proxy.telegram and not dry_run:
+        builder = builder.proxy(config.proxy.telegram).get_updates_proxy(config.proxy.telegram)
+    builder = builder.post_init(_post_init).post_stop(_post_stop)
     application = builder.build()
 
     async def notify(text: str) -> None:
@@ -80,6 +82,11 @@ async def _post_init(application: Application) -> None:
         except Exception as exc:  # the command menu is a convenience; never stop start-up for it
             log.warning("could not publish the command lists: %s", exc)
     application.job_queue.run_once(_missed, when=0, name="missed-slots")  # type: ignore[union-attr]
+    sources_runner.start_sources(application, lambda text: notify_admins(application, text))
+
+
+async def _post_stop(application: Application) -> None:
+    sources_runner.stop_sources(application)
 
 
 async def _missed(context: ContextTypes.DEFAULT_TYPE) -> None:

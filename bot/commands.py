@@ -18,7 +18,7 @@ from telegram.error import TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, InlineQueryHandler, filters
 
 from bot.config import BotConfig
-from bot.handlers import admin, public
+from bot.handlers import admin, public, sources
 from bot.handlers.common import Context, Handler, UsageError, admin_only, is_admin, on_error, reply
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,11 @@ COMMANDS: tuple[Command, ...] = (
     Command("uncertain", "admin", "posts that may not have been sent", "Usage: /uncertain", admin.uncertain),
     Command("stats", "admin", "items, posts, 429s, last posts", "Usage: /stats", admin.stats),
     Command("ingest", "admin", "ingest archive.paths now", "Usage: /ingest", admin.ingest_command),
+    Command("sources", "admin", "feeds, folders and git repositories: /sources [on|off|refresh NAME]",
+            "Usage: /sources — every source's health\n"
+            "       /sources on NAME — switch a source on again (its failures forgotten)\n"
+            "       /sources off NAME — switch a source off\n"
+            "       /sources refresh NAME — fetch it now", sources.sources_command),
 )
 
 

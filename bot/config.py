@@ -19,11 +19,13 @@ from digests.config import (
     set_from_env,
 )
 from digests.formatting.render import check_templates
+from digests.source_config import ProxyConfig, proxy_url
 
 DEFAULT_BASE_URL = "https://api.telegram.org/bot"
 ENV_TOKEN = "DIGESTBOT_TOKEN"
 # config.yaml's sections in the order config.example.yaml gives them: errors are listed in this order.
-SECTIONS = ("database", "archive", "telegram", "limits", "publish", "commentator", "channels", "log_level")
+SECTIONS = ("database", "archive", "telegram", "limits", "publish", "sources", "fetch", "proxy", "commentator",
+            "channels", "log_level")
 
 
 class TelegramConfig(StrictModel):
@@ -38,6 +40,17 @@ class TelegramConfig(StrictModel):
 class LimitsConfig(StrictModel):
     global_per_second: float = Field(default=30, gt=0)
     channel_per_minute: float = Field(default=20, gt=0)
+
+
+class BotProxyConfig(ProxyConfig):
+    """``proxy:`` with the Telegram proxy too (``proxy: URL`` alone is used for both)."""
+
+    telegram: str | None = None
+
+    @field_validator("telegram")
+    @classmethod
+    def _telegram_scheme(cls, value: str | None) -> str | None:
+        return proxy_url(value)
 
 
 class BotChannelConfig(ChannelConfig):
@@ -60,6 +73,7 @@ class BotConfig(Config):
     telegram: TelegramConfig = Field(default_factory=TelegramConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     channels: list[BotChannelConfig] = Field(default_factory=list)
+    proxy: BotProxyConfig = Field(default_factory=BotProxyConfig)
 
     @property
     def token(self) -> str:

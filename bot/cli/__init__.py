@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bot.cli import db, deliveries, ingest, items, publish
+from bot.cli import db, deliveries, ingest, items, publish, sources
 from bot.cli.context import EXIT_FAILED, EXIT_USAGE, Context
 from digests.errors import DigestError
 
@@ -37,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
         return command
 
     p = add("ingest", ingest.cmd_ingest)
-    p.add_argument("paths", nargs="*", metavar="PATH", help="files, folders, .zip or .tar.gz archives")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="files, folders, .zip or .tar.gz archives, "
+                   "http(s):// URLs, git+https:// (or git+ssh://, git+file://) repositories [#branch[:folder]]")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 
     p = add("items", items.cmd_items)
@@ -88,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("demo", publish.cmd_demo)
     p.add_argument("--workdir", metavar="DIR", help="keep the demo database and archive here")
+
+    sources.add_parsers(add)
     return parser
 
 

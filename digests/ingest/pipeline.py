@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -98,8 +98,25 @@ def ingest(
     fails is written again one document per transaction, so only the bad one is lost); changed
     documents are updated in place one transaction each.
     """
+    return ingest_entries(db, iter_sources(paths), max_bytes=max_bytes, progress=progress, now=now)
+
+
+def ingest_entries(
+    db: Database,
+    entries: Iterable[Source | tuple[str, str]],
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    progress: Callable[[str], None] | None = None,
+    now: Callable[[], datetime] = utcnow,
+    tags: Sequence[str] = (),
+) -> IngestReport:
+    """Ingest documents given as entries (fetched bytes under a stable path, or (path, reason) for
+    one that could not be had), as ``ingest`` does files; ``tags`` are added to every item.
+
+    A list of entries is looked up by its paths alone, not against every stored document.
+    """
     with _collector_at_rest():
-        return _ingest(db, paths, max_bytes=max_bytes, progress=progress, now=now)
+        return _ingest(db, entries, max_bytes=max_bytes, progress=progress, now=now, tags=tags)
 
 
 @contextmanager
@@ -113,23 +130,28 @@ def _collector_at_rest() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _ingest(db: Database, paths: Iterable[str | Path], *, max_bytes: int,
-            progress: Callable[[str], None] | None, now: Callable[[], datetime]) -> IngestReport:
+def _path_of(entry: Source | tuple[str, str]) -> str:
+    return entry[0] if isinstance(entry, tuple) else entry.path
+
+
+def _ingest(db: Database, entries: Iterable[Source | tuple[str, str]], *, max_bytes: int,
+            progress: Callable[[str], None] | None, now: Callable[[], datetime],
+            tags: Sequence[str] = ()) -> IngestReport:
     report = IngestReport()
-    known = stored_documents(db)
+    known = stored_documents(db, [_path_of(e) for e in entries] if isinstance(entries, list) else None)
     batch: list[ParsedDocument] = []
     batch_items = 0
     seen: set[str] = set()  # a path named twice (a folder and a file in it) is read once
-    for entry in iter_sources(paths):
-        if (entry[0] if isinstance(entry, tuple) else entry.path) in seen:
+    for entry in entries:
+        if _path_of(entry) in seen:
             continue
-        seen.add(entry[0] if isinstance(entry, tuple) else entry.path)
+        seen.add(_path_of(entry))
         if isinstance(entry, tuple):
             path, reason = entry
             _record_failure(db, report, path, reason, None, known, now())
         else:
             path = entry.path
-            prepared = _prepare(db, entry, report, known, max_bytes, now())
+            prepared = _prepare(db, entry, report, known, max_bytes, now(), tags)
             if prepared is not None:
                 if prepared.previous_id is None:
                     batch.append(prepared)
@@ -147,7 +169,7 @@ def _ingest(db: Database, paths: Iterable[str | Path], *, max_bytes: int,
 
 
 def _prepare(db: Database, source: Source, report: IngestReport, known: dict[str, StoredDocument],
-             max_bytes: int, now: datetime) -> ParsedDocument | None:
+             max_bytes: int, now: datetime, tags: Sequence[str] = ()) -> ParsedDocument | None:
     """Read, hash, decode and parse one document; None when it is unchanged or failed."""
     if source.size > max_bytes:
         reason = (f"too large: {source.size / 1048576:.1f} MB, the limit is {max_bytes / 1048576:.1f} MB "
@@ -169,6 +191,8 @@ def _prepare(db: Database, source: Source, report: IngestReport, known: dict[str
         fmt, parsed = parse_document(text, path=source.path)
         parsed = [normalise_item(item) for item in parsed]
         parsed = [item for item in parsed if item.title and item.url]
+        for item in parsed if tags else ():  # after normalising, which keeps only a column's own tags
+            item.tags = [*item.tags, *(tag for tag in tags if tag not in item.tags)]
     except ParseError as exc:
         _record_failure(db, report, source.path, str(exc), digest, known, now)
         return None

@@ -8,6 +8,7 @@ fast path). Each calls the search index explicitly for the items it wrote, reviv
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple, cast
@@ -29,6 +30,7 @@ ITEM_FIELDS = ("title", "url", "links", "summary", "commentary", "image", "sourc
 # without per-row ORM bookkeeping for objects nobody loads (Core on PostgreSQL, the driver with
 # SQLAlchemy's bind processors on SQLite: see _insert_rows).
 _DOCUMENTS = cast(Table, Document.__table__)
+_PATHS_PER_QUERY = 500  # bound parameters of one IN (SQLite allows a few thousand at most)
 _ITEMS = cast(Table, Item.__table__)
 
 
@@ -112,13 +114,17 @@ def _not_stored(exc: Exception) -> StoreWriteError:
 # Documents
 
 
-def stored_documents(db: Database) -> dict[str, StoredDocument]:
-    """Every stored document by path."""
+def stored_documents(db: Database, paths: Collection[str] | None = None) -> dict[str, StoredDocument]:
+    """The stored documents by path: every one, or only those at these paths (looked up 500 at a time)."""
+    query = select(Document.path, Document.id, Document.content_hash, Document.error)
     with db.session() as session:
-        return {
-            row.path: StoredDocument(row.id, row.content_hash, row.error)
-            for row in session.execute(select(Document.path, Document.id, Document.content_hash, Document.error))
-        }
+        if paths is None:
+            rows = list(session.execute(query))
+        else:
+            wanted = sorted(set(paths))
+            rows = [row for n in range(0, len(wanted), _PATHS_PER_QUERY)
+                    for row in session.execute(query.where(Document.path.in_(wanted[n:n + _PATHS_PER_QUERY])))]
+        return {row.path: StoredDocument(row.id, row.content_hash, row.error) for row in rows}
 
 
 def record_document_failure(db: Database, path: str, reason: str, digest: str | None,
