@@ -106,6 +106,29 @@ def test_a_deleted_archive_takes_its_members_with_it(sqlite_db: Database, tmp_pa
     assert outcome.removed == 3 and live_titles(sqlite_db) == {"l3 新闻 0"}
 
 
+def test_links_out_of_a_folder_source_are_reported_and_never_read(sqlite_db: Database, tmp_path: Path) -> None:
+    """A folder source reads links as `digestbot ingest FOLDER` does: inside the folder only."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = outside / "secret.md"
+    secret.write_text(post(7, 1), encoding="utf-8")
+    folder = tmp_path / "archive"
+    (folder / "2024").mkdir(parents=True)
+    (folder / "2024" / "a.md").write_text(post(1, 1), encoding="utf-8")
+    (folder / "latest.md").symlink_to("2024/a.md")  # inside: read, under its own name
+    (folder / "secret.md").symlink_to(secret)
+    (folder / "elsewhere").symlink_to(outside, target_is_directory=True)
+    sync_config(sqlite_db, [SourceConfig(name="folder", path=str(folder))], utcnow())
+    outcome = refresh(sqlite_db)
+    assert outcome.status == "partial" and outcome.report is not None
+    assert sorted(outcome.report.failures) == [
+        (str(folder / "elsewhere"), f"symlink points outside the archive: {outside}"),
+        (str(folder / "secret.md"), f"symlink points outside the archive: {secret}"),
+    ]
+    assert (outcome.report.documents_new, outcome.items_added, outcome.report.items_duplicate) == (2, 1, 1)
+    assert live_titles(sqlite_db) == {"l1 新闻 0"}
+
+
 def test_ingest_without_arguments_reads_archive_paths_and_every_source(tmp_path: Path, monkeypatch: Any,
                                                                         capsys: Any) -> None:
     import json

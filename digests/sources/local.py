@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from digests.errors import DigestError
-from digests.ingest.walk import Source, iter_sources
+from digests.ingest.walk import Source, iter_sources, sources_in_folder
 from digests.sources.policy import is_selected
 
 ARCHIVE_MEMBER = "!"  # ingest names an archive's documents ARCHIVE!member
@@ -60,7 +60,8 @@ def scan(location_path: str, previous: dict[str, tuple[int, int]], select: Seque
             result.unchanged += 1
             continue
         result.changed[path] = stat
-        result.entries.extend(iter_sources([path]))
+        # A link is read by the folder walk's rule: never one that leads out of the folder.
+        result.entries.extend(iter_sources([path]) if path == str(root) else sources_in_folder(path, str(root)))
     result.gone = sorted(path for path in previous if path not in seen)
     return result
 
@@ -74,7 +75,9 @@ def _files(root: Path) -> list[tuple[str, str]]:
         for dirpath, dirnames, filenames in os.walk(root, onerror=_raise):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             relative_dir = os.path.relpath(dirpath, root)
-            for name in sorted(filenames):
+            # os.walk does not enter a folder link; listed, it is reported if it leads out.
+            links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+            for name in sorted([*filenames, *links]):
                 if not name.startswith("."):
                     relative = name if relative_dir == "." else f"{relative_dir}/{name}"
                     found.append((os.path.join(dirpath, name), relative.replace(os.sep, "/")))
