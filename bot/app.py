@@ -8,7 +8,7 @@ from typing import Any
 from telegram import User
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, ExtBot
 
-from bot import scheduler, service
+from bot import scheduler, service, sources_runner
 from bot.chats import resolve_usernames
 from bot.commands import publish_command_lists, register_handlers
 from bot.config import BotConfig
@@ -53,7 +53,9 @@ def build_application(config: BotConfig, db: Database, *, dry_run: bool = False,
             builder = builder.base_file_url(config.telegram.base_file_url)
         if not poll:
             builder = builder.updater(None)
-    builder = builder.post_init(_post_init).post_shutdown(service.on_shutdown)
+    if config.proxy.telegram and not dry_run:
+        builder = builder.proxy(config.proxy.telegram).get_updates_proxy(config.proxy.telegram)
+    builder = builder.post_init(_post_init).post_stop(_post_stop).post_shutdown(service.on_shutdown)
     application = builder.build()
 
     async def notify(notice: Notice) -> None:
@@ -88,6 +90,11 @@ async def _post_init(application: Application) -> None:
         except Exception as exc:  # the command menu is a convenience; never stop start-up for it
             log.warning("could not publish the command lists: %s", exc)
     application.job_queue.run_once(_missed, when=0, name="missed-slots")  # type: ignore[union-attr]
+    sources_runner.start_sources(application, lambda text: notify_admins(application, lambda _t: text))
+
+
+async def _post_stop(application: Application) -> None:
+    sources_runner.stop_sources(application)
 
 
 async def _missed(context: ContextTypes.DEFAULT_TYPE) -> None:

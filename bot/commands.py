@@ -19,7 +19,7 @@ from telegram.error import TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, InlineQueryHandler, filters
 
 from bot.config import BotConfig
-from bot.handlers import admin, language, public
+from bot.handlers import admin, language, public, sources
 from bot.handlers.common import Context, Handler, UsageError, admin_only, is_admin, on_error, reply
 from bot.i18n import DEFAULT_LANGUAGE, LANGUAGES, N_, Translations, translations
 from bot.languages import translator
@@ -97,6 +97,11 @@ COMMANDS: tuple[Command, ...] = (
             admin.uncertain),
     Command("stats", "admin", N_("items, posts, 429s, last posts"), N_("Usage: /stats"), admin.stats),
     Command("ingest", "admin", N_("ingest archive.paths now"), N_("Usage: /ingest"), admin.ingest_command),
+    Command("sources", "admin", N_("feeds, folders and git repositories: /sources [on|off|refresh NAME]"),
+            N_("Usage: /sources — every source's health\n"
+               "       /sources on NAME — switch a source on again (its failures forgotten)\n"
+               "       /sources off NAME — switch a source off\n"
+               "       /sources refresh NAME — fetch it now"), sources.sources_command),
 )
 
 

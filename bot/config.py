@@ -18,6 +18,7 @@ from digests.chats import shared_chat_errors
 from digests.config import ChannelConfig, Config, StrictModel, parse_config, read_config_file
 from digests.errors import ConfigError
 from digests.formatting.render import check_templates
+from digests.source_config import ProxyConfig, proxy_url
 
 DEFAULT_BASE_URL = "https://api.telegram.org/bot"
 ENV_CONFIG = config_env.CONFIG_PATH
@@ -27,8 +28,8 @@ _SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 _SECRET_EXAMPLE = "e.g. the output of: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
 WEBHOOK_PORTS = (443, 80, 88, 8443)  # the only ports Telegram's servers post updates to
 # config.yaml's sections in the order config.example.yaml gives them: errors are listed in this order.
-SECTIONS = ("database", "archive", "telegram", "limits", "publish", "server", "commentator", "channels",
-            "log_level")
+SECTIONS = ("database", "archive", "telegram", "limits", "publish", "server", "sources", "fetch", "proxy",
+            "commentator", "channels", "log_level")
 
 
 class WebhookConfig(StrictModel):
@@ -106,6 +107,17 @@ class ServerConfig(StrictModel):
     heartbeat_seconds: float = Field(default=30, gt=0)
 
 
+class BotProxyConfig(ProxyConfig):
+    """``proxy:`` with the Telegram proxy too (``proxy: URL`` alone is used for both)."""
+
+    telegram: str | None = None
+
+    @field_validator("telegram")
+    @classmethod
+    def _telegram_scheme(cls, value: str | None) -> str | None:
+        return proxy_url(value)
+
+
 class BotChannelConfig(ChannelConfig):
     """A channel as config.yaml gives it: its chat_id must be one Telegram takes."""
 
@@ -127,6 +139,7 @@ class BotConfig(Config):
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     channels: list[BotChannelConfig] = Field(default_factory=list)
+    proxy: BotProxyConfig = Field(default_factory=BotProxyConfig)
 
     @property
     def token(self) -> str:

@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from digests.errors import ConfigError
+from digests.source_config import FetchConfig, ProxyConfig, SourceConfig, unique_source_names
 
 DEFAULT_DATABASE_URL = "sqlite:///digest.db"
 
@@ -193,6 +194,9 @@ class Config(StrictModel):
     publish: PublishConfig = Field(default_factory=PublishConfig)
     commentator: CommentatorConfig = Field(default_factory=CommentatorConfig)
     channels: Sequence[ChannelConfig] = Field(default_factory=list)
+    sources: list[SourceConfig] = Field(default_factory=list)
+    fetch: FetchConfig = Field(default_factory=FetchConfig)
+    proxy: ProxyConfig = Field(default_factory=ProxyConfig)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @model_validator(mode="after")
@@ -202,6 +206,7 @@ class Config(StrictModel):
             if channel.name in seen:
                 raise ValueError(f"channel name {channel.name!r} is used twice")
             seen.add(channel.name)
+        unique_source_names(self.sources)
         return self
 
     def channel(self, name: str) -> ChannelConfig | None:

@@ -119,7 +119,8 @@ def test_the_facts_and_counts_read_alike_on_sqlite_and_postgresql(db_url: str) -
         with database.session() as session:
             set_paused(session, "other", True, actor="publisher", reason="the bot cannot post in -1: Forbidden")
         facts = read_health_facts(database)
-        assert (facts.database_error, facts.revision, facts.head_revision) == (None, "0009", "0009")
+        head = database.head_revision()  # the newest migration, whichever it is
+        assert (facts.database_error, facts.revision, facts.head_revision) == (None, head, head)
         main, other = facts.channels
         assert main.waiting_since == planned_at and main.first_waiting is not None and not main.paused
         assert other.paused and other.paused_by_error

@@ -14,7 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from bot import logs
-from bot.cli import channels, db, deliveries, ingest, items, publish, service
+from bot.cli import channels, db, deliveries, ingest, items, publish, service, sources
 from bot.cli.context import EXIT_FAILED, EXIT_USAGE, Context
 from bot.ids import BadId, parse_id
 from digests.errors import DigestError
@@ -57,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
         return command
 
     p = add("ingest", ingest.cmd_ingest)
-    p.add_argument("paths", nargs="*", metavar="PATH", help="files, folders, .zip or .tar.gz archives")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="files, folders, .zip or .tar.gz archives, "
+                   "http(s):// URLs, git+https:// (or git+ssh://, git+file://) repositories [#branch[:folder]]")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 
     p = add("items", items.cmd_items)
@@ -124,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", metavar="DIR", help="keep the demo database and archive here")
 
     service.register(add)
+    sources.add_parsers(add)
     return parser
 
 

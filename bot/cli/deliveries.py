@@ -9,6 +9,7 @@ from bot.cli.context import Context
 from bot.cli.output import print_json
 from digests import views
 from digests.formatting.times import format_time
+from digests.sources.registry import sources_summary
 from digests.states import FAILED, UNCERTAIN
 
 
@@ -66,11 +67,14 @@ def stats_json(stats: views.DeliveryStats) -> dict[str, Any]:
 
 def cmd_stats(ctx: Context) -> int:
     """Items, posts sent/pending/failed/uncertain, 429s, last post per channel."""
-    stats = stats_json(views.delivery_stats(ctx.db))
+    stats = {**stats_json(views.delivery_stats(ctx.db)), "sources": sources_summary(ctx.db)}
     if ctx.args.json:
         print_json(stats)
         return 0
     print(f"items: {stats['items']}   429s received: {stats['flood_waits']}")
+    sources = stats["sources"]
+    print(f"sources: {sources['sources']} ({sources['failing']} failing, {sources['switched_off']} switched off), "
+          f"{sources['items_added']} items added by them")
     zones = _timezones(ctx)
     for ch in stats["channels"]:
         state = f"paused ({ch['paused_reason'] or 'by an admin'})" if ch["paused"] else "active"

@@ -7,13 +7,17 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from bot.cli import sources
 from bot.cli.context import EXIT_FAILED, EXIT_OK, Context
 from bot.cli.output import print_ingest_report, print_json
 
 
 def cmd_ingest(ctx: Context) -> int:
-    """Ingest files, folders and .zip/.tar.gz archives (default: archive.paths)."""
+    """Ingest files, folders, .zip/.tar.gz archives, URLs and git repositories (default: archive.paths and sources)."""
     from digests.ingest.pipeline import ingest
+
+    if sources.wants_sources(ctx):
+        return sources.ingest_locations(ctx)
 
     paths = ctx.args.paths or ctx.config.archive.paths
     as_json = ctx.args.json

@@ -90,7 +90,7 @@ def _telegram_bot(ctx: Context) -> Any:
     from telegram.request import HTTPXRequest
 
     request = HTTPXRequest(connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout,
-                           connection_pool_size=ctx.config.publish.concurrency + 2)
+                           connection_pool_size=ctx.config.publish.concurrency + 2, proxy=ctx.config.proxy.telegram)
     return ExtBot(ctx.config.token, base_url=ctx.config.telegram.base_url, request=request)
 
 
@@ -197,6 +197,8 @@ async def _run_without_polling(application: Any) -> None:
         await application.start()
         await stop.wait()
         await application.stop()
+        if application.post_stop is not None:  # as run_polling would
+            await application.post_stop(application)
     if application.post_shutdown is not None:  # as run_polling would
         await application.post_shutdown(application)
 

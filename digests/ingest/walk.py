@@ -63,16 +63,29 @@ def _folder_sources(root: str) -> Iterator[Source | tuple[str, str]]:
         subfolders = []
         for entry in entries:
             if entry.is_symlink():
-                target = os.path.realpath(entry.path)
-                if not _within(target, root):
-                    yield (entry.path, f"symlink points outside the archive: {target}")
-                elif not os.path.isdir(target):
-                    yield from _file_sources(entry.path, target)
+                yield from _link_sources(entry.path, root)
             elif entry.is_dir(follow_symlinks=False):
                 subfolders.append(entry.path)
             else:
                 yield from _file_sources(entry.path)
         folders.extend(reversed(subfolders))
+
+
+def sources_in_folder(path: str, root: str) -> Iterator[Source | tuple[str, str]]:
+    """The document(s) of one file found below the folder root (both resolved), as the folder walk
+    reads it: a link only when it resolves inside root, read as its target under its own name."""
+    if os.path.islink(path):
+        yield from _link_sources(path, root)
+    else:
+        yield from _file_sources(path)
+
+
+def _link_sources(path: str, root: str) -> Iterator[Source | tuple[str, str]]:
+    target = os.path.realpath(path)
+    if not _within(target, root):
+        yield (path, f"symlink points outside the archive: {target}")
+    elif not os.path.isdir(target):
+        yield from _file_sources(path, target)
 
 
 def _is_archive(name: str) -> bool:

@@ -19,11 +19,11 @@ from types import ModuleType
 
 from digests.errors import ParseError, UnknownFormatError
 from digests.items import ParsedItem
-from digests.parsers import feed, jekyll, linuxcn, newsletter, rssjson
+from digests.parsers import feed, jekyll, jsonfeed, linuxcn, newsletter, rssjson
 from digests.parsers._frontmatter import UNCLOSED, front_matter_bounds, has_front_matter
 
 # Order matters: the most specific sniffers first (linux.cn before generic Jekyll front matter).
-FORMATS: tuple[ModuleType, ...] = (rssjson, feed, linuxcn, jekyll, newsletter)
+FORMATS: tuple[ModuleType, ...] = (rssjson, jsonfeed, feed, linuxcn, jekyll, newsletter)
 
 
 def detect_format(text: str) -> ModuleType:
@@ -36,7 +36,7 @@ def detect_format(text: str) -> ModuleType:
     if has_front_matter(text) and front_matter_bounds(text) is None:
         raise ParseError(UNCLOSED)  # cut short: too little is left to tell which format it was
     raise UnknownFormatError("unknown format: not a linux.cn article, Jekyll post, newsletter, "
-                             "RSS-reader JSON record or RSS/Atom feed")
+                             "RSS-reader JSON record, JSON Feed or RSS/Atom feed")
 
 
 def parse_document(text: str, *, path: str = "") -> tuple[str, list[ParsedItem]]:

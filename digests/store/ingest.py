@@ -1,13 +1,15 @@
 """Ingest's SQL: documents, their items and item sources, and why a document failed.
 
 Two write paths follow the same rules (``new_item_values``, ``item_changes``, ``revival_values``):
-``write_document`` updates one document's items in place by their keys through the ORM;
+``write_documents`` updates documents' items in place by their keys through the ORM, many
+documents a transaction (``write_document`` one);
 ``insert_new_documents`` writes a batch of new documents with bulk inserts (a first ingest's
 fast path). Each calls the search index explicitly for the items it wrote, revived or removed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple, cast
@@ -29,6 +31,7 @@ ITEM_FIELDS = ("title", "url", "links", "summary", "commentary", "image", "sourc
 # without per-row ORM bookkeeping for objects nobody loads (Core on PostgreSQL, the driver with
 # SQLAlchemy's bind processors on SQLite: see _insert_rows).
 _DOCUMENTS = cast(Table, Document.__table__)
+_PATHS_PER_QUERY = 500  # bound parameters of one IN (SQLite allows a few thousand at most)
 _ITEMS = cast(Table, Item.__table__)
 
 
@@ -112,13 +115,17 @@ def _not_stored(exc: Exception) -> StoreWriteError:
 # Documents
 
 
-def stored_documents(db: Database) -> dict[str, StoredDocument]:
-    """Every stored document by path."""
+def stored_documents(db: Database, paths: Collection[str] | None = None) -> dict[str, StoredDocument]:
+    """The stored documents by path: every one, or only those at these paths (looked up 500 at a time)."""
+    query = select(Document.path, Document.id, Document.content_hash, Document.error)
     with db.session() as session:
-        return {
-            row.path: StoredDocument(row.id, row.content_hash, row.error)
-            for row in session.execute(select(Document.path, Document.id, Document.content_hash, Document.error))
-        }
+        if paths is None:
+            rows = list(session.execute(query))
+        else:
+            wanted = sorted(set(paths))
+            rows = [row for n in range(0, len(wanted), _PATHS_PER_QUERY)
+                    for row in session.execute(query.where(Document.path.in_(wanted[n:n + _PATHS_PER_QUERY])))]
+        return {row.path: StoredDocument(row.id, row.content_hash, row.error) for row in rows}
 
 
 def record_document_failure(db: Database, path: str, reason: str, digest: str | None,
@@ -152,30 +159,50 @@ def write_document(db: Database, doc: ParsedDocument, now: datetime) -> WrittenD
 
     Raises StoreWriteError when the database refuses the rows (nothing of the document is written).
     """
-    counts = ItemCounts()
+    return write_documents(db, [doc], now)[0]
+
+
+def write_documents(db: Database, docs: Sequence[ParsedDocument], now: datetime) -> list[WrittenDocument]:
+    """Documents in one transaction, each as write_document writes it, the search index once for all.
+
+    Raises StoreWriteError when the database refuses the rows (nothing of the batch is written).
+    """
+    written: list[WrittenDocument] = []
+    touched: list[Item] = []
+    released: list[int] = []
     try:
         with db.session() as session:
-            document = session.get(Document, doc.previous_id) if doc.previous_id is not None else None
-            is_new = document is None
-            if document is None:
-                document = Document(path=doc.path, ingested_at=now)
-                session.add(document)
-            document.format = doc.format
-            document.content_hash = doc.digest
-            document.size = doc.size
-            document.error = None
-            document.item_count = doc.item_count
-            document.updated_at = now
-            session.flush()
-            touched, released = _upsert_items(session, document.id, doc, counts, now)
+            for doc in docs:
+                written.append(_write_document(session, doc, now, touched, released))
+            # Released first: an item one document let go and a later one took back is indexed again.
             search.unindex_items(session, released)
             if touched:
                 session.flush()
-                search.index_items(session, touched)
-            document_id = document.id
+                search.index_items(session, touched)  # what a later document released is taken out
     except (DigestError, SQLAlchemyError) as exc:
         raise _not_stored(exc) from exc
-    return WrittenDocument(document_id, is_new, counts)
+    return written
+
+
+def _write_document(session: Session, doc: ParsedDocument, now: datetime, touched: list[Item],
+                    released: list[int]) -> WrittenDocument:
+    counts = ItemCounts()
+    document = session.get(Document, doc.previous_id) if doc.previous_id is not None else None
+    is_new = document is None
+    if document is None:
+        document = Document(path=doc.path, ingested_at=now)
+        session.add(document)
+    document.format = doc.format
+    document.content_hash = doc.digest
+    document.size = doc.size
+    document.error = None
+    document.item_count = doc.item_count
+    document.updated_at = now
+    session.flush()
+    items, gone = _upsert_items(session, document.id, doc, counts, now)
+    touched += items
+    released += gone
+    return WrittenDocument(document.id, is_new, counts)
 
 
 def _upsert_items(session: Session, document_id: int, doc: ParsedDocument, counts: ItemCounts,

@@ -264,3 +264,54 @@ class UserPref(Base):
     # Telegram user ids pass 2**31; never a sequence: the id is Telegram's.
     user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     language: Mapped[str] = mapped_column(String(16))
+
+
+class SourceState(Base):
+    """A source the archive follows (from config, OPML or the command line) and its health."""
+
+    __tablename__ = "sources"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # path | http | git
+    location: Mapped[str] = mapped_column(Text)
+    origin: Mapped[str] = mapped_column(String(16), default="config")  # config | opml | cli
+    interval_seconds: Mapped[int | None] = mapped_column(Integer)  # None: only when asked
+    select: Mapped[list[Any]] = mapped_column(default=list)
+    tags: Mapped[list[Any]] = mapped_column(default=list)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Set when switched off (after too many failures in a row, or by an admin); cleared by enable.
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
+    etag: Mapped[str | None] = mapped_column(Text)
+    last_modified: Mapped[str | None] = mapped_column(Text)
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    last_status: Mapped[str | None] = mapped_column(String(16))  # ok | unchanged | partial | failed
+    last_error: Mapped[str | None] = mapped_column(Text)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    items_added: Mapped[int] = mapped_column(Integer, default=0)  # by the last refresh
+    items_total: Mapped[int] = mapped_column(Integer, default=0)  # by every refresh
+    git_commit: Mapped[str | None] = mapped_column(String(64))
+    git_branch: Mapped[str | None] = mapped_column(String(255))
+    last_fetch_at: Mapped[datetime | None] = mapped_column()
+    last_change_at: Mapped[datetime | None] = mapped_column()
+    next_fetch_at: Mapped[datetime | None] = mapped_column()
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_until: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_sources_next_fetch", "next_fetch_at"),)
+
+
+class SourceFile(Base):
+    """A file of a local folder source as last seen: a rescan parses only what changed."""
+
+    __tablename__ = "source_files"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    path: Mapped[str] = mapped_column(String(1024))
+    size: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (UniqueConstraint("source_id", "path", name="uq_source_files_source_path"),)
