@@ -125,7 +125,7 @@ def test_backup_refuses_to_replace_a_file_without_force(live: tuple[Path, Databa
     assert target.read_text() == "yesterday"
     assert digestbot(["--config", str(config), "db", "backup", str(target), "--force"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"backup written to {target}: revision 0009, 5 items, 0 posts, 0 delivery records")
+    assert out.startswith(f"backup written to {target}: revision {_db.head_revision()}, 5 items, 0 posts, 0 delivery records")
     conn = sqlite3.connect(target)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
     assert conn.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 5
@@ -143,7 +143,7 @@ def test_restore_refuses_what_would_lose_data_or_is_not_a_digest_database(
     # Over an existing database: only with --force, and never while a bot runs on it.
     assert digestbot(["--config", str(config), "db", "restore", str(backup)]) == 2
     assert capsys.readouterr().err.strip() == (
-        f"digestbot: error: {tmp_path / 'live.db'} exists (revision 0009, 5 items, 0 posts, 0 delivery records, "
+        f"digestbot: error: {tmp_path / 'live.db'} exists (revision {db.head_revision()}, 5 items, 0 posts, 0 delivery records, "
         f"{(tmp_path / 'live.db').stat().st_size / 1048576:.1f} MB); add --force to replace it with the backup")
     beat(db, "vm:4242", utcnow())
     assert digestbot(["--config", str(config), "db", "restore", str(backup), "--force"]) == 2
