@@ -132,12 +132,15 @@ async def _publish_once(ctx: Context, names: list[str], dry_run: bool) -> Any:
 
 
 def _waiting(ctx: Context, names: list[str]) -> bool:
-    """Posts of these channels still in retry (flood control, transient errors)."""
+    """Posts of these channels still in retry (flood control, transient errors), or edits waiting so."""
     from sqlalchemy import select
+
+    from digests.store.edits import edits_waiting
 
     with ctx.db.session() as session:
         ids = [get_channel(session, n).id for n in names]
-        return session.scalar(select(Post.id).where(Post.channel_id.in_(ids), Post.state == RETRY).limit(1)) is not None
+        return (session.scalar(select(Post.id).where(Post.channel_id.in_(ids), Post.state == RETRY).limit(1))
+                is not None or edits_waiting(session, ids))
 
 
 def cmd_publish(ctx: Context) -> int:
@@ -156,8 +159,8 @@ def cmd_publish(ctx: Context) -> int:
     stats = asyncio.run(_publish_once(ctx, names, dry_run))
     if not dry_run:
         print(f"sent {stats.sent}, retried {stats.retried}, failed {stats.failed}, uncertain {stats.uncertain}, "
-              f"flood waits {stats.flood_waits}")
-    return 1 if stats.failed or stats.uncertain else 0
+              f"flood waits {stats.flood_waits}, edited {stats.edited}, deleted {stats.deleted}")
+    return 1 if stats.failed or stats.uncertain or stats.edits_failed else 0
 
 
 def cmd_run(ctx: Context) -> int:
@@ -205,7 +208,9 @@ def cmd_deliveries(ctx: Context) -> int:
         return 0
     for row in rows:
         print(f"{row['id']:>6} {row['channel']:<12} {row['state']:<10} items {row['item_ids']} "
-              f"msg {row['message_id'] or '-'} {row['sent_at'] or ''} {row['error'] or ''}")
+              f"msg {row['message_id'] or '-'} {row['sent_at'] or ''} {row['error'] or ''}"
+              + (f" edits {row['edits']} ({row['edit_state']}, last {row['last_edit_at'] or '-'}) "
+                 f"{row['edit_error'] or ''}" if row["edit_state"] else ""))
     if not rows:
         print("no delivery records yet")
     return 0
