@@ -17,6 +17,7 @@ from telegram.error import BadRequest, TelegramError
 
 from bot import metrics
 from bot.config import BotConfig as Config
+from bot.edit_sender import EditSender
 from bot.i18n import Notice
 from bot.ratelimit import SendLimiter
 from bot.reply_limiter import publisher_request
@@ -90,6 +91,9 @@ class PublishStats:
     uncertain: int = 0
     flood_waits: int = 0
     plain_fallbacks: int = 0
+    edited: int = 0
+    deleted: int = 0
+    edits_failed: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -118,6 +122,7 @@ class Publisher:
         self.hold_until: datetime | None = None  # after a 429 nothing is sent before this
         self.stats = PublishStats()
         self._channels: dict[int, _Target] = {}
+        self.edits = EditSender(self)  # sent posts that follow their items' corrections
 
     # -- planning ----------------------------------------------------------------------------
 
@@ -167,11 +172,12 @@ class Publisher:
         return self._channels
 
     async def drain(self, *, until: datetime | None = None) -> PublishStats:
-        """Send every post that is due now; returns when none is left that may go now."""
+        """Send every post that is due now, then make the edits due; returns when none is left that may go."""
         if self.dry_run:
             return self.stats
         await asyncio.to_thread(posts.expire_leases, self.db)
         self._channel_map()
+        await self.edits.queue_corrections()
         in_flight: set[int] = set()
         lock = asyncio.Lock()
 
@@ -191,6 +197,7 @@ class Publisher:
                     self.limiter.done(chat_id)
 
         await asyncio.gather(*(worker() for _ in range(max(1, self.concurrency))))
+        await self.edits.drain()
         return self.stats
 
     async def _wait_for_hold(self) -> None:

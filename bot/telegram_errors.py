@@ -23,6 +23,12 @@ from digests.publishing.retry import Kind, Outcome
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 _UNPARSABLE = ("can't parse entities", "can't find end", "unsupported start tag")
 _CHAT_UNUSABLE = ("chat not found", "not enough rights", "chat_write_forbidden")
+# Answers to edits and deletions of a sent message.
+_NOT_MODIFIED = ("message is not modified",)
+_MESSAGE_GONE = ("message to edit not found", "message to delete not found", "message_id_invalid")
+_TOO_LATE = ("message can't be deleted",)
+_OTHER_CONTENT = ("there is no text in the message to edit", "there is no caption in the message to edit",
+                  "there is no media in the message to edit")
 _PHOTO_REFUSED = ("wrong file identifier", "failed to get http url content", "wrong type of the web page content",
                   "photo_invalid_dimensions", "image_process_failed", "wrong remote file")
 
@@ -35,6 +41,10 @@ def outcome_of(exc: TelegramError, chat: str) -> Outcome:
         return Outcome(Kind.FORBIDDEN, exc.message, chat)
     if isinstance(exc, BadRequest):  # a NetworkError subclass: read it first
         text = exc.message.lower()
+        for needles, kind in ((_NOT_MODIFIED, Kind.NOT_MODIFIED), (_MESSAGE_GONE, Kind.MESSAGE_GONE),
+                              (_TOO_LATE, Kind.TOO_LATE), (_OTHER_CONTENT, Kind.OTHER_CONTENT)):
+            if any(s in text for s in needles):
+                return Outcome(kind, exc.message, chat)
         if any(s in text for s in _UNPARSABLE):
             return Outcome(Kind.UNPARSABLE, exc.message, chat)
         if any(s in text for s in _CHAT_UNUSABLE):

@@ -147,6 +147,10 @@ class ChannelConfig(StrictModel):
     silent: bool = False
     select: SelectionConfig = Field(default_factory=SelectionConfig)
     commentary_policy: Literal["publish", "hold"] = "publish"
+    # A sent post whose items changed in the archive: edit the message, or leave it as sent.
+    on_change: Literal["edit", "ignore"] = "edit"
+    # A sent post whose items left the archive: keep it, or delete it (Telegram allows 48 hours).
+    on_remove: Literal["keep", "delete"] = "keep"
     backlog: Literal["now", "archive"] = "archive"
     digest_title: str = "硬核观察"
     summary_length: int = Field(default=300, ge=40, le=3000)

@@ -21,6 +21,7 @@ from digests.states import FAILED, RETRY, SENT, UNCERTAIN, WAITING_STATES
 from digests.store import search
 from digests.store.channels import active_channels, all_channels, get_channel
 from digests.store.db import Database
+from digests.store.edits import edits_waiting
 from digests.store.items import count_items, get_item, item_views, list_items
 from digests.store.post_reads import count_posts, has_posts, last_sent_posts, post_states, sent_posts_of_items
 from digests.store.posts import list_posts, post_json, queue_counts, read_counter
@@ -278,9 +279,10 @@ def posts_by_id(db: Database, post_ids: Sequence[int]) -> dict[int, tuple[str, s
 
 
 def any_retrying(db: Database, names: Sequence[str]) -> bool:
-    """Whether a post of these channels is still waiting to retry (flood control, transient errors)."""
+    """Whether a post or an edit of these channels is still waiting to retry (flood control, transient errors)."""
     with db.session() as session:
-        return has_posts(session, [get_channel(session, name).id for name in names], (RETRY,))
+        ids = [get_channel(session, name).id for name in names]
+        return has_posts(session, ids, (RETRY,)) or edits_waiting(session, ids)
 
 
 def problem_posts(db: Database, *, limit: int = 10) -> tuple[list[ProblemPost], int]:

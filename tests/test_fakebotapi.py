@@ -18,6 +18,7 @@ from telegram import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     InlineQueryResultArticle,
+    InputMediaPhoto,
     InputTextMessageContent,
     LinkPreviewOptions,
     Update,
@@ -382,6 +383,37 @@ async def test_buttons_edits_and_deletes(bot: Bot, fake_bot_api: FakeBotApi) -> 
     assert [e.method for e in fake_bot_api.edits] == ["editMessageText", "editMessageReplyMarkup"]
     assert fake_bot_api.deleted == [(USER, message.message_id)]
     assert fake_bot_api.replies(USER)[0].deleted
+
+
+async def test_photo_edits_and_the_limits_of_editing(bot: Bot, fake_bot_api: FakeBotApi) -> None:
+    """Captions and photos are edited apart from texts; messages gone or too old say so as Telegram does."""
+    photo = await bot.send_photo(CHANNEL, "https://img.example.com/a.jpg", caption="<b>A</b>", parse_mode="HTML")
+    with pytest.raises(BadRequest, match="(?i)there is no text in the message to edit"):
+        await bot.edit_message_text("B", CHANNEL, photo.message_id)
+    edited = await bot.edit_message_caption(CHANNEL, photo.message_id, caption="<b>B</b>", parse_mode="HTML")
+    assert isinstance(edited, type(photo)) and edited.caption == "B"
+    media = InputMediaPhoto("https://img.example.com/c.jpg", caption="<i>C</i>", parse_mode="HTML")
+    edited = await bot.edit_message_media(media, CHANNEL, photo.message_id)
+    assert isinstance(edited, type(photo)) and edited.caption == "C"
+    with pytest.raises(BadRequest, match="(?i)message is not modified"):
+        await bot.edit_message_media(media, CHANNEL, photo.message_id)
+    [stored] = fake_bot_api.replies(CHANNEL)
+    assert stored.photo is not None and stored.photo["value"] == "https://img.example.com/c.jpg"
+    assert [(e.method, e.caption) for e in fake_bot_api.edits] == [("editMessageCaption", "<b>B</b>"),
+                                                                   ("editMessageMedia", "<i>C</i>")]
+    text = await bot.send_message(CHANNEL, "plain")
+    with pytest.raises(BadRequest, match="(?i)there is no media in the message to edit"):
+        await bot.edit_message_media(media, CHANNEL, text.message_id)
+
+    # Someone else deleted it: edits find no message.
+    fake_bot_api.remove_message(CHANNEL, text.message_id)
+    with pytest.raises(BadRequest, match="(?i)message to edit not found"):
+        await bot.edit_message_text("again", CHANNEL, text.message_id)
+    # Telegram deletes for everyone only within 48 hours of sending.
+    fake_bot_api.age_message(CHANNEL, photo.message_id, 48 * 3600)
+    with pytest.raises(BadRequest, match="(?i)message can't be deleted"):
+        await bot.delete_message(CHANNEL, photo.message_id)
+    assert fake_bot_api.deleted == [] and not stored.deleted
 
 
 async def test_inline_query_answer_is_recorded(bot: Bot, fake_bot_api: FakeBotApi) -> None:

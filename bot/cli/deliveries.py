@@ -23,7 +23,9 @@ def cmd_deliveries(ctx: Context) -> int:
     for row in rows:
         sent = row["sent_at"] and format_time(datetime.fromisoformat(row["sent_at"]), zones.get(row["channel"]))
         print(f"{row['id']:>6} {row['channel']:<12} {row['state']:<10} items {row['item_ids']} "
-              f"msg {row['message_id'] or '-'} {sent or ''} {row['error'] or ''}")
+              f"msg {row['message_id'] or '-'} {sent or ''} {row['error'] or ''}"
+              + (f" edits {row['edits']} ({row['edit_state']}, last {row['last_edit_at'] or '-'}) "
+                 f"{row['edit_error'] or ''}" if row["edit_state"] else ""))
     if not rows:
         print("no delivery records yet")
     return 0

@@ -154,8 +154,8 @@ def cmd_publish(ctx: Context) -> int:
         return 0
     if not dry_run:
         print(f"sent {stats.sent}, retried {stats.retried}, failed {stats.failed}, uncertain {stats.uncertain}, "
-              f"flood waits {stats.flood_waits}")
-    return 1 if stats.failed or stats.uncertain else 0
+              f"flood waits {stats.flood_waits}, edited {stats.edited}, deleted {stats.deleted}")
+    return 1 if stats.failed or stats.uncertain or stats.edits_failed else 0
 
 
 def cmd_run(ctx: Context) -> int:

@@ -23,6 +23,11 @@ class Kind(StrEnum):
     CHAT_UNUSABLE = "chat-unusable"  # the chat is gone or the bot may not write in it
     UNPARSABLE = "unparsable"  # the platform could not parse the post's markup
     BAD_REQUEST = "bad-request"  # refused for good: sending the same again fails the same way
+    # Edits and deletions of a sent message (digests.publishing.edits decides on them):
+    NOT_MODIFIED = "not-modified"  # the message already shows this content
+    MESSAGE_GONE = "message-gone"  # the message to edit or delete is no longer in the chat
+    TOO_LATE = "too-late"  # past the time Telegram allows for it (deleting after 48 hours)
+    OTHER_CONTENT = "other-content"  # a text edit of a photo message, or a caption edit of a text one
     OTHER = "other"  # any other error
 
 

@@ -110,6 +110,7 @@ class Item(Base):
     __table_args__ = (
         Index("ix_items_sort", "sort_at", "id"),
         Index("ix_items_created", "created_at"),
+        Index("ix_items_updated", "updated_at"),
     )
 
 
@@ -137,6 +138,8 @@ class Commentary(Base):
     author: Mapped[str] = mapped_column(String(256))
     origin: Mapped[str] = mapped_column(String(16), default="editor")  # editor | plugin
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_commentaries_created", "created_at"),)
 
 
 class Channel(Base):
@@ -201,6 +204,15 @@ class Post(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # What the channel message shows once sent and edited (digests.store.edits): html and photo
+    # follow each completed edit; content_hash is theirs (None: not computed since planning).
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    edit_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_edit_at: Mapped[datetime | None] = mapped_column()
+    edit_state: Mapped[str | None] = mapped_column(String(16))  # the newest edit's state
+    edit_error: Mapped[str | None] = mapped_column(Text)
+    # The newest change of its items (or their commentary) this post was checked against.
+    checked_at: Mapped[datetime | None] = mapped_column()
 
     deliveries: Mapped[list[Delivery]] = relationship(back_populates="post", lazy="selectin")
 
@@ -229,6 +241,33 @@ class Delivery(Base):
     __table_args__ = (
         UniqueConstraint("channel_id", "item_id", name="uq_deliveries_channel_item"),
         Index("ix_deliveries_item", "item_id"),
+    )
+
+
+class PostEdit(Base):
+    """An edit (or deletion) of a sent post's message: the outbox row, like a post's own send."""
+
+    __tablename__ = "post_edits"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"))
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
+    action: Mapped[str] = mapped_column(String(16), default="edit")  # edit | delete
+    html: Mapped[str | None] = mapped_column(Text)
+    photo: Mapped[str | None] = mapped_column(Text)
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[datetime | None] = mapped_column()
+    lease_until: Mapped[datetime | None] = mapped_column()
+    worker: Mapped[str | None] = mapped_column(String(128))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    done_at: Mapped[datetime | None] = mapped_column()
+
+    __table_args__ = (
+        Index("ix_post_edits_state", "state", "id"),
+        Index("ix_post_edits_post", "post_id", "id"),
     )
 
 

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, aliased
 
 from digests.clock import utcnow
 from digests.errors import DigestError
+from digests.formatting.content_hash import content_hash
 from digests.states import FAILED, PENDING, RETRY, SENDING, SENT, UNCERTAIN
 from digests.store.db import Database
 from digests.store.models import Channel, Commentary, Delivery, Item, KeyValue, Post
@@ -324,6 +325,9 @@ def post_json(post: Post, channel_name: str) -> dict[str, Any]:
         "message_id": post.message_id, "attempts": post.attempts, "created_at": iso(post.created_at),
         "sent_at": iso(post.sent_at), "not_before": iso(post.not_before), "slot_at": iso(post.slot_at),
         "plain_fallback": post.plain_fallback, "error": post.error,
+        # what the message shows after its edits (digests.store.edits)
+        "edits": post.edit_count, "last_edit_at": iso(post.last_edit_at), "edit_state": post.edit_state,
+        "edit_error": post.edit_error, "content_hash": post.content_hash or content_hash(post.html, post.photo),
     }
 
 

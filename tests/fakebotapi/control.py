@@ -119,6 +119,11 @@ class ControlApi:
         if name == "unkick":
             fake.unkick(args["chat"])
             return True
+        if name == "age_message":
+            return fake.age_message(**args).message_id
+        if name == "remove_message":
+            fake.remove_message(**args)
+            return True
         if name == "push_message":
             return fake.push_message(**args)
         if name == "limits":

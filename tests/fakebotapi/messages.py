@@ -1,7 +1,8 @@
 """Bot API methods that put content into chats: sendMessage, sendPhoto, edits, deleteMessage.
 
 Each validates as Telegram does (chat, markup, limits), counts against the send rate limits and
-records what it accepted; an edit that changes nothing is refused, as Telegram refuses it.
+records what it accepted; an edit that changes nothing is refused, as Telegram refuses it, and
+a message older than 48 hours can no longer be deleted.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from tests.fakebotapi.entities import CAPTION_LIMIT, TEXT_LIMIT, parse_within_li
 from tests.fakebotapi.errors import bad_request
 from tests.fakebotapi.records import Chat, Edit, Records, SentMessage
 from tests.fakebotapi.wire import Call, UploadedFile
+
+DELETE_WINDOW = 48 * 3600  # seconds after sending that a message can be deleted for everyone
 
 
 def _record_message(
@@ -129,20 +132,22 @@ def _apply_edit(
             message_id=message.message_id if message else None,
             inline_message_id=params.get("inline_message_id"),
             text=params.get("text"),
-            caption=params.get("caption"),
+            caption=changes.get("caption", params.get("caption")),
             parse_mode=params.get("parse_mode"),
             reply_markup=params.get("reply_markup"),
             received_at=call.received_at,
+            media=params.get("media"),
         )
     )
     records.changed.notify_all()
     if message is None:
         return True
-    before = (message.plain_text, message.entities, message.reply_markup)
+    before = (message.plain_text, message.entities, message.reply_markup, message.photo)
     after = (
         changes.get("plain_text", message.plain_text),
         changes.get("entities", message.entities),
         params.get("reply_markup"),
+        changes.get("photo", message.photo),
     )
     if before == after:
         records.edits.pop()
@@ -196,6 +201,29 @@ def edit_message_caption(records: Records, call: Call) -> dict[str, Any] | bool:
     return _apply_edit(records, call, message, changes)
 
 
+def edit_message_media(records: Records, call: Call) -> dict[str, Any] | bool:
+    media = call.params.get("media")
+    if not isinstance(media, dict) or media.get("type") != "photo":
+        raise bad_request("can't parse InputMedia: the fake takes photos only")
+    photo = media.get("media")
+    if not isinstance(photo, str) or not photo or photo.startswith("attach://"):
+        raise bad_request("can't parse InputMedia: the fake takes photos by URL or file_id only")
+    caption = media.get("caption") or ""
+    plain, entities = parse_within_limit(
+        caption, media.get("parse_mode"), media.get("caption_entities"), CAPTION_LIMIT, "message caption"
+    )
+    if call.params.get("inline_message_id"):
+        return _apply_edit(records, call, None, {})
+    message = _message_to_edit(records, call.params, "message to edit not found")
+    if message.photo is None:
+        raise bad_request("there is no media in the message to edit")
+    same = photo == message.photo.get("value")
+    source = message.photo if same else {**message.photo, "source": "url" if "://" in photo else "file_id",
+                                         "value": photo}
+    changes = {"caption": caption, "plain_text": plain, "entities": entities, "photo": source}
+    return _apply_edit(records, call, message, changes)
+
+
 def edit_message_reply_markup(records: Records, call: Call) -> dict[str, Any] | bool:
     if call.params.get("inline_message_id"):
         return _apply_edit(records, call, None, {})
@@ -211,6 +239,8 @@ def delete_message(records: Records, call: Call) -> bool:
     key = (chat.id, message_id)
     message = records.messages.get(key)
     if message is not None and not message.deleted:
+        if call.received_at - message.received_at >= DELETE_WINDOW:
+            raise bad_request("message can't be deleted")
         message.deleted = True
     elif records.user_messages.pop(key, None) is None:
         raise bad_request("message to delete not found")

@@ -204,6 +204,7 @@ HANDLERS: dict[str, Handler] = {
     "sendChatAction": messages.send_chat_action,
     "editMessageText": messages.edit_message_text,
     "editMessageCaption": messages.edit_message_caption,
+    "editMessageMedia": messages.edit_message_media,
     "editMessageReplyMarkup": messages.edit_message_reply_markup,
     "deleteMessage": messages.delete_message,
     "getChat": get_chat,

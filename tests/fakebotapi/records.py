@@ -87,6 +87,7 @@ class Edit:
     parse_mode: str | None
     reply_markup: dict[str, Any] | None
     received_at: float
+    media: dict[str, Any] | None = None  # editMessageMedia's InputMedia
 
 
 @dataclass

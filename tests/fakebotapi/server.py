@@ -195,6 +195,19 @@ class FakeBotApi:
             old.migrated_to = to_chat_id
             return self._records.add_chat(Chat(to_chat_id, "supergroup", title=old.title))
 
+    def age_message(self, chat: int | str, message_id: int, seconds: float) -> SentMessage:
+        """Make a message the bot sent ``seconds`` older (e.g. past the 48 hours deletion allows)."""
+        with self._lock:
+            message = self._records.messages[(self._records.chat_or_raise(chat).id, message_id)]
+            message.received_at -= seconds
+            message.date -= int(seconds)
+            return message
+
+    def remove_message(self, chat: int | str, message_id: int) -> None:
+        """A chat admin deletes a message the bot sent: edits of it find no message from now on."""
+        with self._lock:
+            self._records.messages[(self._records.chat_or_raise(chat).id, message_id)].deleted = True
+
     def inject(
         self,
         method: str | Iterable[str] | None = None,

@@ -24,6 +24,7 @@ CHAT_WRITE_METHODS = frozenset(
         "sendPhoto",
         "editMessageText",
         "editMessageCaption",
+        "editMessageMedia",
         "editMessageReplyMarkup",
         "deleteMessage",
     }
@@ -69,6 +70,8 @@ def write_fingerprint(method: str, params: dict[str, Any]) -> str | None:
     if isinstance(photo, UploadedFile):
         photo = hashlib.sha1(photo.data).hexdigest()
     body = [method, params.get("text"), params.get("caption"), photo, params.get("message_id")]
+    if "media" in params:
+        body.append(params["media"])
     return json.dumps(body, default=str, ensure_ascii=False)
 
 

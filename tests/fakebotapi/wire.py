@@ -24,6 +24,7 @@ _JSON_FIELDS = frozenset(
         "reply_parameters",
         "button",
         "message_ids",
+        "media",
     }
 )
 _BOOL_FIELDS = frozenset(
