@@ -169,7 +169,7 @@ async def test_sources_command_answers_while_a_refresh_hangs(fake_bot_api: Any, 
                 fake_bot_api.push_message(ADMIN, ADMIN, "/sources off nowhere")
                 [answer] = (await fake_bot_api.wait_for(ADMIN, 4, timeout=10))[3:]
                 assert answer.plain_text.startswith("no source named 'nowhere' (digestbot sources lists them)\n"
-                                                    "Usage: /sources")
+                                                    "用法：/sources")  # the usage in the admin's language (zh_CN)
                 fake_bot_api.push_message(USER, USER, "/sources")
                 [refusal] = await fake_bot_api.wait_for(USER, 1, timeout=10)
                 assert "只对管理员开放" in refusal.plain_text

@@ -198,6 +198,6 @@ def add_parsers(add: Callable[..., Any]) -> None:
                    help="list (default) | import FILE.opml | export [FILE] | enable NAME | disable NAME | "
                         "refresh [NAME...] | remove NAME")
     p.add_argument("names", nargs="*", metavar="ARG", help="source names, or the OPML file")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the sources as JSON")
     p.add_argument("--interval", default="every 1h", metavar="EVERY",
                    help="import: how often the imported feeds are fetched (default: 'every 1h')")
