@@ -74,7 +74,7 @@ def test_a_backup_taken_during_a_publish_restores_every_record_committed_before_
             if publish.poll() is None:
                 publish.kill()
         assert publish.returncode == 0, err
-        assert out.strip() == "sent 80, retried 0, failed 0, uncertain 0, flood waits 0"
+        assert out.strip() == "sent 80, retried 0, failed 0, uncertain 0, flood waits 0, edited 0, deleted 0"
         # The backup ran in the middle: posts were sent before it began and after it ended.
         assert 15 <= sent_before <= sent_after < 80
         final = fake.sent
