@@ -503,7 +503,9 @@ async def test_postnow_posts_at_once(app: Application, store: Database, admin: C
 async def test_comment_is_stored_and_shown(app: Application, store: Database, admin: Chat, reader: Chat,
                                            say: Say) -> None:
     rust = item_id(store, "Rust 基金会发布年度报告")
-    assert say("Commentary saved", "已保存条目") in await admin.ask(f"/comment {rust} 社区的 <活力> 依旧")
+    said = await admin.ask(f"/comment {rust} 社区的 <活力> 依旧")
+    # Not posted anywhere yet: its next post shows it (no message to edit).
+    assert say("its next post shows it", "它的下一帖会显示") in said
     with store.session() as session:
         entry = session.scalars(select(Commentary).where(Commentary.item_id == rust)).one()
         assert (entry.author, entry.text) == ("tg:1001", "社区的 <活力> 依旧")

@@ -434,3 +434,20 @@ def test_a_kicked_bot_pauses_the_channel_and_keeps_the_edit(make_world: Callable
     [edit] = world.fake.edits
     assert edit.message_id == target.message_id and CORRECTED in target.plain_text
     assert row_of(world.deliveries(), target.message_id)["edit_state"] == "done"
+
+
+@pytest.mark.parametrize("on_change", ["edit", "ignore"])
+def test_a_commentary_from_the_cli_says_which_messages_it_edits(make_world: Callable[..., World],
+                                                                 on_change: str) -> None:
+    world = make_world(on_change=on_change, select={"categories": ["技术"]})
+    target = holding(articles_posted(world), ARTICLES[16102])
+    code, out = world.run("comment", str(world.item_id(ARTICLES[16102])), "许可证之争远未结束。")
+    assert code == 0
+    if on_change == "edit":
+        assert "the next `run` or `publish` edits it into the sent message in tech" in out
+        world.publish()
+        assert "许可证之争远未结束。" in target.plain_text
+    else:
+        assert "kept as sent in tech (on_change: ignore)" in out
+        world.publish()
+        assert world.fake.edits == []

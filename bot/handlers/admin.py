@@ -285,17 +285,26 @@ async def postnow(update: Update, context: Context) -> None:
 
 
 async def comment(update: Update, context: Context) -> None:
-    """/comment ITEM TEXT: the editor's commentary, shown by the item's next post."""
+    """/comment ITEM TEXT: the editor's commentary, shown by the item's next post and edited into sent ones."""
     args = context.args or []
     if len(args) < 2:
         raise UsageError()
     item_id, text = id_arg(args[0], "ITEM"), " ".join(args[1:])
     try:
-        await run_db(context, actions.add_commentary, item_id, text, author=actor_of(update))
+        reach = await run_db(context, actions.add_commentary, item_id, text, author=actor_of(update))
     except (NotFoundError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     _ = (await translator(update, context)).gettext
-    await reply(update, html.escape(_("Commentary saved for item {item}; its next post shows it.").format(item=item_id)))
+    if not reach.edited and not reach.kept:
+        said = _("Commentary saved for item {item}; its next post shows it.").format(item=item_id)
+    else:
+        said = _("Commentary saved for item {item}.").format(item=item_id)
+    if reach.edited:
+        said += "\n" + _("Its message in {channels} is edited to show it.").format(channels=", ".join(reach.edited))
+    if reach.kept:
+        said += "\n" + _("{channels} keep the message as sent (on_change: ignore).").format(
+            channels=", ".join(reach.kept))
+    await reply(update, html.escape(said))
 
 
 # ---------------------------------------------------------------------------------------------
