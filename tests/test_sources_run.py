@@ -170,8 +170,8 @@ async def test_sources_command_answers_while_a_refresh_hangs(fake_bot_api: Any, 
                 assert answer.plain_text.startswith("来源 down 已重新启用")
                 fake_bot_api.push_message(ADMIN, ADMIN, "/sources off nowhere")
                 [answer] = (await fake_bot_api.wait_for(ADMIN, 4, timeout=10))[3:]
-                assert answer.plain_text.startswith("no source named 'nowhere' (digestbot sources lists them)\n"
-                                                    "用法：/sources")  # the usage in the admin's language (zh_CN)
+                assert answer.plain_text.startswith("没有名为“nowhere”的来源（digestbot sources 会列出全部）\n"
+                                                    "用法：/sources")  # in the admin's language (zh_CN)
                 fake_bot_api.push_message(USER, USER, "/sources")
                 [refusal] = await fake_bot_api.wait_for(USER, 1, timeout=10)
                 assert "只对管理员开放" in refusal.plain_text

@@ -82,6 +82,6 @@ async def sources_command(update: Update, context: Context) -> None:
             said = (t.gettext("Source {name} is on again and will be fetched now.") if action in _ON
                     else t.gettext("Source {name} is switched off."))
     except NotFoundError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(exc) from None
     text = html.escape(said).format(name=f"<b>{html.escape(name)}</b>")
     await reply(update, f"{text}\n{health_line(health, t)}")
