@@ -90,7 +90,7 @@ async def _post_init(application: Application) -> None:
         except Exception as exc:  # the command menu is a convenience; never stop start-up for it
             log.warning("could not publish the command lists: %s", exc)
     application.job_queue.run_once(_missed, when=0, name="missed-slots")  # type: ignore[union-attr]
-    sources_runner.start_sources(application, lambda text: notify_admins(application, lambda _t: text))
+    sources_runner.start_sources(application, lambda notice: notify_admins(application, notice))
 
 
 async def _post_stop(application: Application) -> None:

@@ -20,7 +20,16 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Inli
 
 from bot.config import BotConfig
 from bot.handlers import admin, language, public, sources
-from bot.handlers.common import Context, Handler, UsageError, admin_only, is_admin, on_error, reply
+from bot.handlers.common import (
+    Context,
+    Handler,
+    UsageError,
+    admin_only,
+    is_admin,
+    on_error,
+    problem_text,
+    reply,
+)
 from bot.i18n import DEFAULT_LANGUAGE, LANGUAGES, N_, Translations, translations
 from bot.languages import translator
 
@@ -114,8 +123,10 @@ def _callback(command: Command) -> Handler:
         try:
             await handler(update, context)
         except UsageError as exc:
-            usage = html.escape((await translator(update, context)).gettext(command.usage))
-            await reply(update, f"{html.escape(exc.problem)}\n{usage}" if exc.problem else usage)
+            t = await translator(update, context)
+            usage = html.escape(t.gettext(command.usage))
+            problem = problem_text(exc.problem, t) if exc.problem else ""
+            await reply(update, f"{html.escape(problem)}\n{usage}" if problem else usage)
 
     return admin_only(run) if command.audience == "admin" else run
 

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from digests.states import POST_STATES, WAITING_STATES
+from digests.states import EDIT_ACTIONS, EDIT_STATES, POST_STATES, WAITING_STATES
 from digests.store.db import Database
 from digests.store.health import DatabaseUnavailable
 from digests.store.metrics import read_metric_counts
@@ -98,7 +98,14 @@ class DatabaseCollector:
             documents.add_metric([fmt], counts.documents.get(fmt, 0))
             failures.add_metric([fmt], counts.document_failures.get(fmt, 0))
             items.add_metric([fmt], counts.items.get(fmt, 0))
-        return [up, posts, sent, plain, queue, paused, last, floods, documents, failures, items]
+        edits = GaugeMetricFamily("digestbot_message_edits",
+                                  "Edits and deletions of sent messages per channel, action and state",
+                                  labels=["channel", "action", "state"])
+        for name in channels:
+            for action in EDIT_ACTIONS:
+                for state in EDIT_STATES:
+                    edits.add_metric([name, action, state], counts.edits.get((name, action, state), 0))
+        return [up, posts, sent, plain, queue, paused, last, floods, documents, failures, items, edits]
 
 
 def make_registry(db: Database) -> CollectorRegistry:

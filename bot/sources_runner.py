@@ -14,6 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from telegram.ext import Application, ContextTypes
 
+from bot.i18n import Notice, Translations
 from digests.clock import utcnow
 from digests.config import Config
 from digests.sources.refresh import Outcome, Refresher
@@ -29,7 +30,7 @@ class SourcesRunner:
     """One refresh at a time in a thread of its own; notices go to the admins from the event loop."""
 
     def __init__(self, application: Application, refresher: Refresher,
-                 notify: Callable[[str], Awaitable[None]]) -> None:
+                 notify: Callable[[Notice], Awaitable[None]]) -> None:
         self.application = application
         self.refresher = refresher
         self.notify = notify
@@ -54,8 +55,8 @@ class SourcesRunner:
         for outcome in outcomes:
             if outcome.items_added:
                 log.info("source %s: %d new item(s)", outcome.name, outcome.items_added)
-            if outcome.notice and not self.stopping.is_set():
-                self.application.create_task(self.notify(outcome.notice))
+            if outcome.switched_off_after and not self.stopping.is_set():
+                self.application.create_task(self.notify(switched_off_notice(outcome)))
 
     def stop(self) -> None:
         """No new refresh; one under way stops after its current source, then its HTTP client closes
@@ -74,9 +75,24 @@ async def _refresh_job(context: ContextTypes.DEFAULT_TYPE) -> None:
         runner.kick()
 
 
-def start_sources(application: Application, notify: Callable[[str], Awaitable[None]]) -> bool:
+def switched_off_notice(outcome: Outcome) -> Notice:
+    """The admins' notice of a source switched off after failing, in each admin's language."""
+    failures = outcome.switched_off_after or 0
+
+    def text(t: Translations) -> str:
+        said = t.ngettext(
+            "Source {name} ({location}) is switched off after {count} failure in a row. The last: {error}\n"
+            "Turn it on again with /sources enable {name} (or digestbot sources enable {name}).",
+            "Source {name} ({location}) is switched off after {count} failures in a row. The last: {error}\n"
+            "Turn it on again with /sources enable {name} (or digestbot sources enable {name}).", failures)
+        return said.format(name=outcome.name, location=outcome.location, count=failures, error=outcome.error)
+
+    return text
+
+
+def start_sources(application: Application, notify: Callable[[Notice], Awaitable[None]]) -> bool:
     """Copy config's sources into the database and, when any has an interval, start the job;
-    notify(text) tells the admins (a source switched off)."""
+    notify(notice) tells the admins (a source switched off)."""
     config: Config = application.bot_data["config"]
     db: Database = application.bot_data["db"]
     sync_config(db, config.sources, utcnow())

@@ -6,12 +6,14 @@ The read side is digests/views.py; the rows and their SQL are in digests/store/.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+from digests.channels import settings_of
 from digests.config import ChannelConfig, Config
 from digests.errors import DigestError
 from digests.store import audit as store_audit
-from digests.store import channel_sync, search
+from digests.store import channel_sync, post_reads, search
 from digests.store import channels as store_channels
 from digests.store import items as store_items
 from digests.store import prefs as store_prefs
@@ -80,10 +82,26 @@ def resume_channel(db: Database, name: str, *, actor: str, in_config: bool) -> l
     return undone
 
 
-def add_commentary(db: Database, item_id: int, text: str, *, author: str) -> None:
-    """An editor's commentary, shown by the item's next post; NotFoundError or ValueError (empty text)."""
+@dataclass(frozen=True, slots=True)
+class CommentaryReach:
+    """Where a new commentary shows: the channels whose sent message of the item is edited, and those that keep it."""
+
+    edited: list[str] = field(default_factory=list)  # on_change: edit -- the next drain edits the message
+    kept: list[str] = field(default_factory=list)  # on_change: ignore -- the message stays as sent
+
+
+def add_commentary(db: Database, item_id: int, text: str, *, author: str) -> CommentaryReach:
+    """An editor's commentary, shown by the item's next post and edited into the messages already sent.
+
+    NotFoundError or ValueError (empty text).
+    """
+    reach = CommentaryReach()
     with db.session() as session:
         store_items.add_commentary(session, item_id, text, author=author)
+        for name in sorted({name for _, name, _, _ in post_reads.sent_posts_of_items(session, [item_id])}):
+            settings = settings_of(store_channels.get_channel(session, name))
+            (reach.edited if settings.on_change == "edit" else reach.kept).append(name)
+    return reach
 
 
 def audit(db: Database, actor: str, action: str, target: str = "", detail: dict[str, Any] | None = None, *,

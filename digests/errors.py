@@ -22,4 +22,16 @@ class TemplateError(ConfigError):
 
 
 class NotFoundError(DigestError):
-    """A named item, channel or delivery does not exist."""
+    """A named item, channel, source or post does not exist (or cannot be acted on).
+
+    The message is English for the log and the command line; ``what``, ``name``, ``known`` and
+    ``reason`` let a front end say it in its user's language (bot.handlers.common.problem_text).
+    """
+
+    def __init__(self, message: str, *, what: str = "", name: object = None, known: tuple[str, ...] = (),
+                 reason: str | None = None) -> None:
+        super().__init__(message)
+        self.what = what  # item | channel | source | post | retired channel
+        self.name = name
+        self.known = known
+        self.reason = reason

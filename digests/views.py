@@ -262,7 +262,8 @@ def check_post_targets(db: Database, name: str, item_ids: Sequence[int]) -> bool
     with db.session() as session:
         channel = get_channel(session, name)
         if channel.retired_at is not None:
-            raise NotFoundError(f"channel {name!r} is retired ({channel.retired_reason}): it posts nothing")
+            raise NotFoundError(f"channel {name!r} is retired ({channel.retired_reason}): it posts nothing",
+                                what="retired channel", name=name, reason=channel.retired_reason)
         for item_id in item_ids:
             get_item(session, item_id)
         return channel.paused

@@ -418,7 +418,7 @@ async def test_schedule_shows_validates_and_applies_at_once(app: Application, st
                                                          "用法：/schedule 频道 [set CRON]"))
     assert (await admin.ask("/schedule main set")).startswith(usage)
     assert (await admin.ask("/schedule main sat 0 9 * * *")).startswith(usage)
-    assert "no channel 'nope'" in await admin.ask("/schedule nope")
+    assert say("no channel 'nope' (channels: backup, main)", "没有频道“nope”（现有频道：backup, main）") in await admin.ask("/schedule nope")
 
 
 async def test_schedule_change_is_in_effect_after_a_restart(config: Config, store: Database,
@@ -445,7 +445,7 @@ async def test_pause_and_resume(app: Application, store: Database, admin: Chat, 
     assert actions[-2:] == ["pause", "resume"]
     assert (await admin.ask("/pause")).startswith(say("Usage: /pause CHANNEL", "用法：/pause 频道"))
     assert (await admin.ask("/resume main now")).startswith(say("Usage: /resume CHANNEL", "用法：/resume 频道"))
-    assert "no channel 'nope'" in await admin.ask("/resume nope")
+    assert say("no channel 'nope'", "没有频道“nope”") in await admin.ask("/resume nope")
 
 
 async def test_queue_previews_the_next_posts(app: Application, store: Database, admin: Chat, say: Say) -> None:
@@ -470,7 +470,7 @@ async def test_skip_keeps_an_item_out_of_a_channel(app: Application, store: Data
     assert "already scheduled or sent" in await admin.ask(f"/skip main {compiler}")
     assert say("Which channel?", "哪个频道？") in await admin.ask(f"/skip {compiler}")  # two channels: the name is needed
     assert (await admin.ask("/skip")).startswith(say("Usage: /skip [CHANNEL] ITEM", "用法：/skip [频道] 条目"))
-    assert "no item 999" in await admin.ask("/skip main 999")
+    assert say("no item 999", "没有条目 999") in await admin.ask("/skip main 999")
     assert ("tg:1001", "skip", "channel:main") in audit_actions(store)
 
 
@@ -495,22 +495,24 @@ async def test_postnow_posts_at_once(app: Application, store: Database, admin: C
     assert say("already posted", "已经发布到") in await admin.ask(f"/postnow main {rust}")
     assert (await admin.ask("/postnow")).startswith(say("Usage: /postnow CHANNEL [ITEM...]", "用法：/postnow 频道 [条目...]"))
     assert (await admin.ask("/postnow main x")).startswith(say("Usage: /postnow", "用法：/postnow"))
-    assert "no item 999" in await admin.ask("/postnow main 999")
-    assert "no channel 'nope'" in await admin.ask("/postnow nope")
+    assert say("no item 999", "没有条目 999") in await admin.ask("/postnow main 999")
+    assert say("no channel 'nope'", "没有频道“nope”") in await admin.ask("/postnow nope")
     assert [a for a in audit_actions(store) if a[1] == "postnow"][0] == ("tg:1001", "postnow", "channel:main")
 
 
 async def test_comment_is_stored_and_shown(app: Application, store: Database, admin: Chat, reader: Chat,
                                            say: Say) -> None:
     rust = item_id(store, "Rust 基金会发布年度报告")
-    assert say("Commentary saved", "已保存条目") in await admin.ask(f"/comment {rust} 社区的 <活力> 依旧")
+    said = await admin.ask(f"/comment {rust} 社区的 <活力> 依旧")
+    # Not posted anywhere yet: its next post shows it (no message to edit).
+    assert say("its next post shows it", "它的下一帖会显示") in said
     with store.session() as session:
         entry = session.scalars(select(Commentary).where(Commentary.item_id == rust)).one()
         assert (entry.author, entry.text) == ("tg:1001", "社区的 <活力> 依旧")
     assert "社区的 <活力> 依旧" in await reader.ask(f"/item {rust}")
     assert (await admin.ask("/comment")).startswith(say("Usage: /comment ITEM TEXT", "用法：/comment 条目 文字"))
     assert (await admin.ask(f"/comment {rust}")).startswith(say("Usage: /comment", "用法：/comment"))
-    assert "no item 999" in await admin.ask("/comment 999 好")
+    assert say("no item 999", "没有条目 999") in await admin.ask("/comment 999 好")
 
 
 async def test_uncertain_posts_are_resolved_with_buttons(app: Application, store: Database, admin: Chat,

@@ -434,3 +434,39 @@ def test_a_kicked_bot_pauses_the_channel_and_keeps_the_edit(make_world: Callable
     [edit] = world.fake.edits
     assert edit.message_id == target.message_id and CORRECTED in target.plain_text
     assert row_of(world.deliveries(), target.message_id)["edit_state"] == "done"
+
+
+@pytest.mark.parametrize("on_change", ["edit", "ignore"])
+def test_a_commentary_from_the_cli_says_which_messages_it_edits(make_world: Callable[..., World],
+                                                                 on_change: str) -> None:
+    world = make_world(on_change=on_change, select={"categories": ["技术"]})
+    target = holding(articles_posted(world), ARTICLES[16102])
+    code, out = world.run("comment", str(world.item_id(ARTICLES[16102])), "许可证之争远未结束。")
+    assert code == 0
+    if on_change == "edit":
+        assert "the next `run` or `publish` edits it into the sent message in tech" in out
+        assert edits_scraped(world) == {("tech", "edit", "done"): 0, ("tech", "edit", "pending"): 0}
+        world.publish()
+        assert "许可证之争远未结束。" in target.plain_text
+        # /metrics counts it (read from the database at scrape time).
+        assert edits_scraped(world) == {("tech", "edit", "done"): 1, ("tech", "edit", "pending"): 0}
+    else:
+        assert "kept as sent in tech (on_change: ignore)" in out
+        world.publish()
+        assert world.fake.edits == []
+
+
+def edits_scraped(world: World) -> dict[tuple[str, str, str], float]:
+    """What a /metrics scrape says of edits, for the states a user would look at."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from bot.metrics import make_registry, render
+
+    db = open_database(world.db_url)
+    try:
+        text = render(make_registry(db)).decode()
+    finally:
+        db.dispose()
+    [family] = [f for f in text_string_to_metric_families(text) if f.name == "digestbot_message_edits"]
+    return {(s.labels["channel"], s.labels["action"], s.labels["state"]): s.value for s in family.samples
+            if s.labels["action"] == "edit" and s.labels["state"] in ("done", "pending")}

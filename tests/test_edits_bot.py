@@ -40,7 +40,8 @@ async def test_comment_on_a_posted_item_edits_its_message(fake_bot_api: FakeBotA
             sent = await fake_bot_api.wait_for(CHAT, 3)
             fake_bot_api.push_message(ADMIN, ADMIN, f"/comment {story} 许可证之争远未结束。")
             [reply] = await fake_bot_api.wait_for(ADMIN, 1)
-            assert "已保存条目" in reply.plain_text  # zh_CN: the admin chose no language (Commentary saved ...)
+            # zh_CN: the admin chose no language. The reply names the channel whose message is edited.
+            assert reply.plain_text == f"已保存条目 {story} 的点评。\ncolumn 中已发出的消息会改为显示它。"
             # The drain job (every 0.2 s here) sees the new commentary and edits the post.
             await fake_bot_api.wait_until(lambda: len(fake_bot_api.edits) >= 1, timeout=10)
         finally:

@@ -158,25 +158,27 @@ async def test_sources_command_answers_while_a_refresh_hangs(fake_bot_api: Any, 
                 fake_bot_api.push_message(ADMIN, ADMIN, "/sources")
                 [listing] = [m.plain_text for m in await fake_bot_api.wait_for(ADMIN, 1, timeout=10)]
                 assert time.monotonic() - started < 1.5  # answered while the slow feed still hangs
-                assert "down (http) switched off" in listing and "slow (http) never fetched" in listing
+                # In the admin's language (zh_CN: no /lang chosen); the error as the server said it.
+                assert "down (http) 已停用" in listing and "slow (http) 从未抓取" in listing
+                assert "连续失败 1 次" in listing
                 assert "HTTP 500 Internal Server Error" in listing
                 [notice] = [m.plain_text for m in await fake_bot_api.wait_for(ADMIN, 2, timeout=10)][1:]
-                assert "switched off after 1 failures in a row" in notice and "/sources enable down" in notice
+                assert "连续失败 1 次，已停用" in notice and "/sources enable down" in notice
 
                 fake_bot_api.push_message(ADMIN, ADMIN, "/sources on down")
                 [answer] = (await fake_bot_api.wait_for(ADMIN, 3, timeout=10))[2:]
-                assert answer.plain_text.startswith("Source down is on again")
+                assert answer.plain_text.startswith("来源 down 已重新启用")
                 fake_bot_api.push_message(ADMIN, ADMIN, "/sources off nowhere")
                 [answer] = (await fake_bot_api.wait_for(ADMIN, 4, timeout=10))[3:]
-                assert answer.plain_text.startswith("no source named 'nowhere' (digestbot sources lists them)\n"
-                                                    "用法：/sources")  # the usage in the admin's language (zh_CN)
+                assert answer.plain_text.startswith("没有名为“nowhere”的来源（digestbot sources 会列出全部）\n"
+                                                    "用法：/sources")  # in the admin's language (zh_CN)
                 fake_bot_api.push_message(USER, USER, "/sources")
                 [refusal] = await fake_bot_api.wait_for(USER, 1, timeout=10)
                 assert "只对管理员开放" in refusal.plain_text
                 # Switched on again with its failures forgotten: fetched again, and off again, told again.
                 await fake_bot_api.wait_until(lambda: len(server.requests_for("/down.xml")) == 2)
                 told = await fake_bot_api.wait_for(ADMIN, 5, timeout=10)
-                assert sum(m.plain_text.startswith(f"Source down ({server.url('/down.xml')}) is switched off")
+                assert sum(m.plain_text.startswith(f"来源 down（{server.url('/down.xml')}）连续失败")
                            for m in told) == 2
         finally:
             db.dispose()

@@ -30,10 +30,14 @@ def cmd_items(ctx: Context) -> int:
 
 
 def cmd_comment(ctx: Context) -> int:
-    """Add an editor's commentary to an item; the next post of it shows this."""
+    """Add an editor's commentary to an item; its next post shows it, its sent messages are edited."""
     author = ctx.args.author or os.environ.get("USER") or "editor"
-    actions.add_commentary(ctx.db, ctx.args.item_id, " ".join(ctx.args.text), author=f"cli:{author}")
+    reach = actions.add_commentary(ctx.db, ctx.args.item_id, " ".join(ctx.args.text), author=f"cli:{author}")
     print(f"commentary added to item {ctx.args.item_id}")
+    if reach.edited:
+        print(f"the next `run` or `publish` edits it into the sent message in {', '.join(reach.edited)}")
+    if reach.kept:
+        print(f"kept as sent in {', '.join(reach.kept)} (on_change: ignore)")
     return EXIT_OK
 
 

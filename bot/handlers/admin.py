@@ -25,6 +25,7 @@ from bot.handlers.common import (
     id_arg,
     link,
     post_url,
+    problem_text,
     reply,
     run_db,
 )
@@ -117,7 +118,7 @@ async def schedule(update: Update, context: Context) -> None:
         try:
             settings, paused, _ = await run_db(context, views.channel_settings, args[0])
         except NotFoundError as exc:
-            raise UsageError(str(exc)) from None
+            raise UsageError(exc) from None
         await reply(update, _schedule_html(context, args[0], settings, paused, t))
         return
     if len(args) < 3 or args[1].lower() != "set":
@@ -127,7 +128,7 @@ async def schedule(update: Update, context: Context) -> None:
     try:
         settings = await run_db(context, actions.set_schedule, name, entries, actor=actor_of(update))
     except NotFoundError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(exc) from None
     except ValueError as exc:
         raise UsageError(t.gettext("Schedule not changed: {error}").format(error=exc)) from None
     assert context.job_queue is not None
@@ -147,7 +148,7 @@ async def _set_paused(update: Update, context: Context, paused: bool) -> None:
     try:
         await run_db(context, actions.set_paused, name, paused, actor=actor, reason=reason if paused else None)
     except NotFoundError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(exc) from None
     _ = (await translator(update, context)).gettext
     channel = f"<b>{html.escape(name)}</b>"
     if paused:
@@ -180,7 +181,7 @@ async def queue(update: Update, context: Context) -> None:
     try:
         preview = await run_db(context, views.queue_preview, args[0])
     except NotFoundError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(exc) from None
     t = await translator(update, context)
     _ = t.gettext
     head = "<b>" + html.escape(_("Queue of {channel}").format(channel=preview.channel)) + "</b>"
@@ -212,7 +213,7 @@ def skip_target(args: Sequence[str], channel_names: Sequence[str],
     try:
         item_id = id_arg(args[-1], "ITEM")
     except UsageError as exc:
-        return exc.problem or ""
+        return str(exc.problem or "")
     if len(args) == 2:
         return args[0], item_id
     if len(channel_names) == 1:
@@ -232,7 +233,7 @@ async def skip(update: Update, context: Context) -> None:
     try:
         await run_db(context, skip_item, name, item_id, actor=actor_of(update))
     except (NotFoundError, ValueError) as exc:
-        await reply(update, html.escape(str(exc)))
+        await reply(update, html.escape(problem_text(exc, t)))
         return
     await reply(update, t.gettext("Item {item} will not be posted to {channel}.").format(
         item=item_id, channel=f"<b>{html.escape(name)}</b>"))
@@ -259,7 +260,7 @@ async def postnow(update: Update, context: Context) -> None:
     try:
         paused = await run_db(context, views.check_post_targets, name, item_ids)
     except NotFoundError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(exc) from None
     t = await translator(update, context)
     if paused:
         await reply(update, t.gettext("{channel} is paused; /resume {name} first.").format(
@@ -285,17 +286,26 @@ async def postnow(update: Update, context: Context) -> None:
 
 
 async def comment(update: Update, context: Context) -> None:
-    """/comment ITEM TEXT: the editor's commentary, shown by the item's next post."""
+    """/comment ITEM TEXT: the editor's commentary, shown by the item's next post and edited into sent ones."""
     args = context.args or []
     if len(args) < 2:
         raise UsageError()
     item_id, text = id_arg(args[0], "ITEM"), " ".join(args[1:])
     try:
-        await run_db(context, actions.add_commentary, item_id, text, author=actor_of(update))
+        reach = await run_db(context, actions.add_commentary, item_id, text, author=actor_of(update))
     except (NotFoundError, ValueError) as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(exc) from None
     _ = (await translator(update, context)).gettext
-    await reply(update, html.escape(_("Commentary saved for item {item}; its next post shows it.").format(item=item_id)))
+    if not reach.edited and not reach.kept:
+        said = _("Commentary saved for item {item}; its next post shows it.").format(item=item_id)
+    else:
+        said = _("Commentary saved for item {item}.").format(item=item_id)
+    if reach.edited:
+        said += "\n" + _("Its message in {channels} is edited to show it.").format(channels=", ".join(reach.edited))
+    if reach.kept:
+        said += "\n" + _("{channels} keep the message as sent (on_change: ignore).").format(
+            channels=", ".join(reach.kept))
+    await reply(update, html.escape(said))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from bot.i18n import ENGLISH, N_, Translations
 from bot.ids import BadId, parse_id
 from bot.languages import translator
 from bot.notify import notify_admins
+from digests.errors import NotFoundError
 from digests.formatting.times import format_day
 from digests.items import ItemView
 from digests.store.db import Database
@@ -41,11 +42,31 @@ ERROR_REPEAT_WINDOW = 300.0  # seconds in which the same error is told to the ad
 
 
 class UsageError(Exception):
-    """A command used wrongly: bot.commands answers with the problem, if any, and the command's usage."""
+    """A command used wrongly: bot.commands answers with the problem, if any, and the command's usage.
 
-    def __init__(self, problem: str | None = None) -> None:
-        super().__init__(problem or "")
+    The problem is a text, or the digests error that says it (worded in the user's language then).
+    """
+
+    def __init__(self, problem: str | Exception | None = None) -> None:
+        super().__init__(str(problem or ""))
         self.problem = problem
+
+
+NOT_FOUND = {
+    "item": N_("no item {name}"),
+    "channel": N_("no channel '{name}' (channels: {known})"),
+    "source": N_("no source named '{name}' (digestbot sources lists them)"),
+    "post": N_("no uncertain or failed post {name}"),
+    "retired channel": N_("channel '{name}' is retired ({reason}): it posts nothing"),
+}
+
+
+def problem_text(problem: str | Exception, t: Translations) -> str:
+    """A problem as the user reads it: a digests NotFoundError in their language, anything else as it is."""
+    if isinstance(problem, NotFoundError) and problem.what in NOT_FOUND:
+        known = ", ".join(problem.known) or t.gettext("none configured")
+        return t.gettext(NOT_FOUND[problem.what]).format(name=problem.name, known=known, reason=problem.reason)
+    return str(problem)
 
 
 def id_arg(text: str, what: str = "ID") -> int:

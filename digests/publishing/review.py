@@ -24,7 +24,7 @@ def resolve_post(db: Database, post_id: int, *, action: str, actor: str, message
     with db.session() as session:
         post = posts.get_post(session, post_id)
         if post is None or post.state not in RESOLVABLE:
-            raise NotFoundError(f"no uncertain or failed post {post_id}")
+            raise NotFoundError(f"no uncertain or failed post {post_id}", what="post", name=post_id)
         if action == "confirm":
             post.state, post.sent_at, post.message_id = SENT, now, message_id or post.message_id
         elif action == "resend":

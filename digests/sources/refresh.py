@@ -64,7 +64,8 @@ class Outcome:
     report: IngestReport | None = None
     removed: int = 0
     commit: str | None = None
-    notice: str | None = None  # for the admins: the source was switched off
+    notice: str | None = None  # for the admins: the source was switched off (English; the bot words its own)
+    switched_off_after: int | None = None  # the failures in a row that switched it off just now
 
     @property
     def items_added(self) -> int:
@@ -373,7 +374,7 @@ class Refresher:
         record = RefreshRecord(now, FAILED, upcoming, failures, error=error, http_status=http_status,
                                disabled_reason=reason)
         outcome = Outcome(source.name, source.kind, source.location, FAILED, error, http_status=http_status,
-                          report=report, notice=notice)
+                          report=report, notice=notice, switched_off_after=failures if notice else None)
         return outcome, record
 
     def _crashed(self, source: SourceRecord, exc: Exception) -> tuple[Outcome, RefreshRecord]:

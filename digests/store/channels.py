@@ -35,8 +35,9 @@ def get_channel(session: Session, name: str, *, lock: bool = False) -> Channel:
         stmt = stmt.with_for_update()
     channel = session.scalar(stmt)
     if channel is None:
-        known = ", ".join(c.name for c in active_channels(session)) or "none configured"
-        raise NotFoundError(f"no channel {name!r} (channels: {known})")
+        known = tuple(c.name for c in active_channels(session))
+        raise NotFoundError(f"no channel {name!r} (channels: {', '.join(known) or 'none configured'})",
+                            what="channel", name=name, known=known)
     return channel
 
 

@@ -49,7 +49,7 @@ def item_views(session: Session, items: list[Item]) -> list[ItemView]:
 def get_item(session: Session, item_id: int) -> Item:
     item = session.get(Item, item_id)
     if item is None or item.removed:
-        raise NotFoundError(f"no item {item_id}")
+        raise NotFoundError(f"no item {item_id}", what="item", name=item_id)
     return item
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from digests.store.db import Database
 from digests.store.health import answering
-from digests.store.models import SENT, Channel, Document, Item, KeyValue, Post
+from digests.store.models import SENT, Channel, Document, Item, KeyValue, Post, PostEdit
 
 UNKNOWN_FORMAT = "unknown"  # a document that failed before its format was recognised
 
@@ -24,6 +24,7 @@ class MetricCounts:
     documents: dict[str, int] = field(default_factory=dict)  # format -> documents stored without error
     document_failures: dict[str, int] = field(default_factory=dict)  # format -> documents whose last read failed
     items: dict[str, int] = field(default_factory=dict)  # format -> items not removed
+    edits: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (channel, action, state) -> edits
 
 
 def read_metric_counts(db: Database) -> MetricCounts:
@@ -54,4 +55,8 @@ def read_metric_counts(db: Database) -> MetricCounts:
         for fmt, number in session.execute(
                 select(Item.format, func.count()).where(Item.removed.is_(False)).group_by(Item.format)):
             counts.items[fmt or UNKNOWN_FORMAT] = number
+        for channel_id, action, state, number in session.execute(
+                select(PostEdit.channel_id, PostEdit.action, PostEdit.state, func.count())
+                .group_by(PostEdit.channel_id, PostEdit.action, PostEdit.state)):
+            counts.edits[(names.get(channel_id, str(channel_id)), action, state)] = number
     return counts

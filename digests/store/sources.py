@@ -94,7 +94,7 @@ def _record(row: SourceState) -> SourceRecord:
 def _row(session: Session, name: str) -> SourceState:
     row = session.scalars(select(SourceState).where(SourceState.name == name)).one_or_none()
     if row is None:
-        raise NotFoundError(f"no source named {name!r} (digestbot sources lists them)")
+        raise NotFoundError(f"no source named {name!r} (digestbot sources lists them)", what="source", name=name)
     return row
 
 
