@@ -115,7 +115,7 @@ class EditSender:
                     await self._perform(job)
                 finally:
                     in_flight.discard(job.channel_id)
-                    self.host.limiter.done(chat_id)
+                    await self.host.limiter.done(chat_id)
 
         await asyncio.gather(*(worker() for _ in range(max(1, self.host.concurrency))))
 
@@ -133,7 +133,7 @@ class EditSender:
             await asyncio.sleep(delay)
 
     async def _claim(self, in_flight: set[int]) -> outbox.EditJob | None:
-        """The next edit whose chat has room in its window, claimed, then let through the windows."""
+        """The next edit whose chat has room in its window, let through the windows, then claimed (as a post)."""
         limiter = self.host.limiter
         while True:
             blocked = [cid for cid, ch in self._channels.items()
@@ -145,11 +145,13 @@ class EditSender:
             channel = self._channels.get(channel_id) or self._channel_map().get(channel_id)
             if channel is None:
                 return None
+            if not await limiter.try_acquire(channel.chat_id):
+                continue  # its window filled up meanwhile (another worker): the peek skips it now
             job = await asyncio.to_thread(outbox.claim_edit, self.host.db, edit_id, self.host.worker,
                                           lease=timedelta(seconds=self.host.config.publish.lease_seconds))
             if job is not None:
-                await limiter.acquire(channel.chat_id)
                 return job
+            await limiter.cancel(channel.chat_id)
             # another worker took it between the peek and the claim: look again
 
     # -- one edit ------------------------------------------------------------------------------

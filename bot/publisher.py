@@ -19,7 +19,7 @@ from bot import metrics
 from bot.config import BotConfig as Config
 from bot.edit_sender import EditSender
 from bot.i18n import Notice
-from bot.ratelimit import SendLimiter
+from bot.ratelimit import SendLimiter, SharedSendLimiter, bot_key
 from bot.reply_limiter import publisher_request
 from bot.telegram_errors import outcome_of, photo_refused
 from digests.channels import settings_of
@@ -101,6 +101,23 @@ Notifier = Callable[[Notice], Awaitable[None]]
 Echo = Callable[[str, Any], None]  # (channel name, a post planned in dry run)
 
 
+def send_limiter(db: Database, config: Config, bot: Bot | None) -> SendLimiter:
+    """The send windows of the bot: shared through the database with every other worker of it.
+
+    Always shared, whatever the backend: any number of processes may run on one database (`run`
+    beside a `publish --once`, several `run` on PostgreSQL), and Telegram counts them together.
+    A dry run sends nothing and counts in memory.
+    """
+    limits = config.limits
+    if bot is None:
+        return SendLimiter(limits.global_per_second, limits.channel_per_minute)
+    # How long a request can take at most (pool, connect, write, read), after which an unfinished
+    # reservation is a dead worker's and stops counting, a window later.
+    in_flight_for = 4 * config.telegram.request_timeout + 10
+    return SharedSendLimiter(db, bot_key(bot.token), limits.global_per_second, limits.channel_per_minute,
+                             in_flight_for=in_flight_for)
+
+
 class Publisher:
     """Turns due slots into posts and posts into Telegram messages, recording every outcome."""
 
@@ -116,7 +133,7 @@ class Publisher:
         self.worker = worker or worker_name()
         self.concurrency = concurrency or config.publish.concurrency
         self.policy = Policy.from_config(config.publish)
-        self.limiter = SendLimiter(config.limits.global_per_second, config.limits.channel_per_minute)
+        self.limiter = send_limiter(db, config, bot)
         self.render = make_renderer()
         self.commentator = make_commentator(config.commentator)
         self.hold_until: datetime | None = None  # after a 429 nothing is sent before this
@@ -194,7 +211,7 @@ class Publisher:
                     await self._send(post)
                 finally:
                     in_flight.discard(post.channel_id)
-                    self.limiter.done(chat_id)
+                    await self.limiter.done(chat_id)
 
         await asyncio.gather(*(worker() for _ in range(max(1, self.concurrency))))
         await self.edits.drain()
@@ -209,13 +226,14 @@ class Publisher:
             await asyncio.sleep(delay)
 
     async def _claim(self, in_flight: set[int]) -> OutgoingPost | None:
-        """The next post whose chat has room in its window, claimed, then let through the windows.
+        """The next post whose chat has room in its window, let through the windows, then claimed.
 
-        The windows count a send from when they let it through until a window after its answer, so
-        that moment is right before the request: let through before the claim (a transaction of
-        variable length), sends were counted longer than needed. The chat's window already had room
-        (peek), so the wait here is the global window's: under a second, with at most
-        ``concurrency`` posts held in sending, the same bound on what a crash leaves uncertain.
+        The chat's window is taken first: with several workers it can be full although this one
+        saw room (another worker's sends), and then the post stays unclaimed and the next
+        channel's is tried, rather than holding a claimed post while the window empties. The wait
+        here is the global window's: under a second, before the claim, so at most ``concurrency``
+        posts are ever held in sending, the same bound on what a crash leaves uncertain. A claim
+        lost to another worker gives the room back.
         """
         while True:
             blocked = [cid for cid, ch in self._channels.items()
@@ -227,13 +245,15 @@ class Publisher:
             channel = self._channels.get(channel_id) or self._channel_map().get(channel_id)
             if channel is None:
                 return None
+            if not await self.limiter.try_acquire(channel.chat_id):
+                continue  # its window filled up meanwhile: chat_wait now says so, and the peek skips it
             claimed = await asyncio.to_thread(
                 posts.claim_next, self.db, self.worker,
                 lease=timedelta(seconds=self.config.publish.lease_seconds), channel_ids=[channel_id],
             )
             if claimed:
-                await self.limiter.acquire(channel.chat_id)
                 return claimed[0]
+            await self.limiter.cancel(channel.chat_id)
             # another worker took it between the peek and the claim: look again
 
     async def _send(self, post: OutgoingPost) -> None:

@@ -117,7 +117,7 @@ class ReplyLimiter(BaseRateLimiter[int]):
                     assert chat is not None
                     self._window(*chat).done()
                     self._last_done[chat[0]] = self.clock()
-                    self.shared.done_overall()
+                    await self.shared.done_overall()
             log.warning("429 on %s for chat %s: sending again in %g s (retry %d of %d)", endpoint, chat_id, wait,
                         attempt + 1, retries)
             if chat is not None:  # Telegram refuses the chat anything until then

@@ -354,3 +354,33 @@ class SourceFile(Base):
     mtime_ns: Mapped[int] = mapped_column(BigInteger)
 
     __table_args__ = (UniqueConstraint("source_id", "path", name="uq_source_files_source_path"),)
+
+
+class SendWindow(Base):
+    """One row per bot: every worker's reservation in the shared send windows locks it first."""
+
+    __tablename__ = "send_windows"
+
+    bot_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    touched_at: Mapped[datetime] = mapped_column()
+    pruned_at: Mapped[datetime] = mapped_column()
+
+
+class SendReservation(Base):
+    """One request let through the send windows, by any worker: it counts until its ``*_until``."""
+
+    __tablename__ = "send_reservations"
+
+    # BIGINT on PostgreSQL (30 a second outgrows 2**31 in a few years); SQLite's rowid is 64-bit.
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    bot_key: Mapped[str] = mapped_column(String(64))
+    chat: Mapped[str | None] = mapped_column(String(128))  # None: counted in the global window only
+    reserved_at: Mapped[datetime] = mapped_column()
+    done_at: Mapped[datetime | None] = mapped_column()
+    chat_until: Mapped[datetime | None] = mapped_column()
+    overall_until: Mapped[datetime] = mapped_column()
+
+    __table_args__ = (
+        Index("ix_send_reservations_chat", "bot_key", "chat", "chat_until"),
+        Index("ix_send_reservations_overall", "bot_key", "overall_until"),
+    )
