@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from telegram.ext import Application, ContextTypes, JobQueue
 
 from digests.channels import settings_of
 from digests.clock import utcnow
 from digests.config import ChannelConfig, parse_interval
+from digests.publishing import slots
 from digests.publishing.selection import in_quiet_hours
 from digests.store.channels import active_channels
 from digests.store.db import Database
@@ -26,10 +29,35 @@ def slot_job_id(channel: str, index: int) -> str:
     return f"{SLOT_PREFIX}{channel}:{index}"
 
 
-def _trigger(entry: str, settings: ChannelConfig) -> CronTrigger | None:
+class GridTrigger(BaseTrigger):
+    """Fires an ``every N`` entry on its fixed grid (digests.publishing.slots), whenever the bot started."""
+
+    __slots__ = ("entry", "interval", "timezone")
+
+    def __init__(self, entry: str, timezone: ZoneInfo) -> None:
+        seconds = parse_interval(entry)
+        if seconds is None:
+            raise ValueError(f"{entry!r} is not an 'every N' entry")
+        self.entry, self.interval, self.timezone = entry, timedelta(seconds=seconds), timezone
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+        # No previous firing: the next grid point from now on (now itself when it is one).
+        after = previous_fire_time if previous_fire_time is not None else now - timedelta(microseconds=1)
+        return slots.next_slot(self.entry, after, self.timezone)
+
+    def __str__(self) -> str:
+        return f"grid[{self.entry}, {self.timezone}]"
+
+    def __repr__(self) -> str:
+        return f"<GridTrigger (entry={self.entry!r}, timezone={str(self.timezone)!r})>"
+
+
+def slot_trigger(entry: str, settings: ChannelConfig) -> BaseTrigger:
+    """The APScheduler trigger of one schedule entry: its grid for every N, cron otherwise."""
+    zone = ZoneInfo(settings.timezone)
     if parse_interval(entry) is not None:
-        return None
-    return CronTrigger.from_crontab(entry, timezone=ZoneInfo(settings.timezone))
+        return GridTrigger(entry, zone)
+    return CronTrigger.from_crontab(entry, timezone=zone)
 
 
 def schedule_channel(job_queue: JobQueue, name: str, settings: ChannelConfig, *, misfire_grace: int) -> list[str]:
@@ -40,16 +68,11 @@ def schedule_channel(job_queue: JobQueue, name: str, settings: ChannelConfig, *,
         job_id = slot_job_id(name, index)
         # coalesce: a slot missed several times runs once; misfire_grace_time: a slot late by
         # less than this (a busy loop, a short stall) still runs. Downtime is handled at start.
-        common = {"id": job_id, "replace_existing": True, "coalesce": True, "misfire_grace_time": misfire_grace,
-                  "max_instances": 1}
-        seconds = parse_interval(entry)
-        if seconds is not None:
-            job_queue.run_repeating(run_slot_job, interval=seconds, first=seconds, name=job_id,
-                                    data={"channel": name, "interval": seconds}, job_kwargs=common)
-        else:
-            trigger = _trigger(entry, settings)
-            job_queue.run_custom(run_slot_job, job_kwargs={"trigger": trigger, **common}, name=job_id,
-                                 data={"channel": name})
+        job_queue.run_custom(run_slot_job, name=job_id,
+                             data={"channel": name, "entry": entry, "timezone": settings.timezone},
+                             job_kwargs={"trigger": slot_trigger(entry, settings), "id": job_id,
+                                         "replace_existing": True, "coalesce": True,
+                                         "misfire_grace_time": misfire_grace, "max_instances": 1})
         ids.append(job_id)
     return ids
 
@@ -60,24 +83,27 @@ def unschedule_channel(job_queue: JobQueue, name: str) -> None:
             job.schedule_removal()
 
 
-def slot_time(now: datetime, interval: int | None = None) -> datetime:
-    """The slot a firing belongs to: the minute (cron) or the interval step (every N)."""
-    if interval:
-        epoch = int(now.timestamp())
-        return datetime.fromtimestamp(epoch - epoch % interval, tz=now.tzinfo)
-    return now.replace(second=0, microsecond=0)
-
-
 async def run_slot_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     """A slot fired: plan the channel's posts and send them (quiet hours and pause respected)."""
     job = context.job
     assert job is not None and isinstance(job.data, dict)
-    name = job.data["channel"]
-    await run_slot(context.application, name, slot_time(utcnow(), job.data.get("interval")))
+    now = utcnow()
+    slot_at = slots.firing_slot(job.data["entry"], now, job.data["timezone"])
+    await run_slot(context.application, job.data["channel"], slot_at or now.replace(second=0, microsecond=0))
 
 
 async def run_slot(application: Application, name: str, slot_at: datetime) -> None:
-    """Run one slot unless the channel is gone, retired or in its quiet hours (planning checks the pause)."""
+    """Run one slot unless the channel is gone, retired or in its quiet hours (planning checks the pause).
+
+    One slot of a channel at a time in this process: a start-up's catch-up and a firing of the
+    same slot would otherwise both select (planning stays idempotent across workers).
+    """
+    locks: dict[str, asyncio.Lock] = application.bot_data.setdefault("slot_locks", {})
+    async with locks.setdefault(name, asyncio.Lock()):
+        await _run_slot(application, name, slot_at)
+
+
+async def _run_slot(application: Application, name: str, slot_at: datetime) -> None:
     db: Database = application.bot_data["db"]
     publisher = application.bot_data["publisher"]
     with db.session() as session:
@@ -97,21 +123,6 @@ async def drain_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     await context.application.bot_data["publisher"].drain()
 
 
-def missed_slot(settings: ChannelConfig, *, since: datetime, now: datetime) -> datetime | None:
-    """The newest cron slot in (since, now], or None: what a restart should run once."""
-    newest: datetime | None = None
-    for entry in settings.schedule:
-        trigger = _trigger(entry, settings)
-        if trigger is None:
-            continue
-        moment = trigger.get_next_fire_time(None, since + timedelta(seconds=1))
-        while moment is not None and moment <= now:
-            if newest is None or moment > newest:
-                newest = moment
-            moment = trigger.get_next_fire_time(moment, moment + timedelta(seconds=1))
-    return newest
-
-
 def schedule_all(application: Application) -> None:
     """Jobs for every active channel in the database, plus the drain job."""
     db: Database = application.bot_data["db"]
@@ -128,7 +139,7 @@ def schedule_all(application: Application) -> None:
 
 
 async def run_missed_slots(application: Application) -> int:
-    """Run once the newest slot of each channel that passed while the bot was down."""
+    """Run once the newest slot of each channel that passed while the bot was down (cron or every N)."""
     db: Database = application.bot_data["db"]
     config = application.bot_data["config"]
     now = utcnow()
@@ -138,9 +149,10 @@ async def run_missed_slots(application: Application) -> int:
         for channel in active_channels(session):
             previous = last_slot(session, channel.id)
             since = max(x for x in (previous, channel.created_at, now - grace) if x is not None)
-            moment = missed_slot(settings_of(channel), since=since, now=now)
+            settings = settings_of(channel)
+            moment = slots.newest_slot(settings.schedule, since, now, settings.timezone)
             if moment is not None:
-                due.append((channel.name, moment.replace(second=0, microsecond=0)))
+                due.append((channel.name, moment))
     for name, moment in due:
         log.info("running the missed slot %s of %s once", moment.isoformat(), name)
         await run_slot(application, name, moment)

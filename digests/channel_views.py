@@ -8,15 +8,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from digests.channels import settings_of
-from digests.publishing.slots import next_slot
+from digests.publishing.slots import upcoming_slot
 from digests.states import FAILED, UNCERTAIN, WAITING_STATES
 from digests.store.audit import channel_entries
 from digests.store.channels import all_channels, get_channel
 from digests.store.db import Database
 from digests.store.post_reads import last_sent_posts
-from digests.store.posts import last_slot, queue_counts
+from digests.store.posts import queue_counts
 
 ACTIVE, PAUSED, RETIRED = "active", "paused", "retired"
 
@@ -70,7 +71,9 @@ def channel_statuses(db: Database, *, now: datetime) -> list[ChannelStatus]:
                 state, reason = PAUSED, channel.paused_reason
             else:
                 state, reason = ACTIVE, None
-            upcoming = next_slot(settings, now, last_slot=last_slot(session, channel.id)) if state == ACTIVE else None
+            upcoming = upcoming_slot(settings.schedule, now, settings.timezone) if state == ACTIVE else None
+            if upcoming is not None:
+                upcoming = upcoming.astimezone(ZoneInfo(settings.timezone))  # shown in the channel's time
             post = last.get(channel.id)
             statuses.append(ChannelStatus(
                 name=channel.name, chat_id=channel.chat_id, chat_key=channel.chat_key, state=state, reason=reason,

@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import select
 from telegram.ext import Application
 
@@ -27,6 +26,7 @@ from bot.config import BotConfig as Config
 from bot.config import config_from_mapping
 from bot.handlers.admin import skip_target
 from bot.handlers.common import post_url
+from bot.scheduler import GridTrigger
 from digests.formatting.telegram_html import check_telegram_html
 from digests.ingest.pipeline import ingest
 from digests.store import open_database
@@ -403,7 +403,7 @@ async def test_schedule_shows_validates_and_applies_at_once(app: Application, st
     assert saved.startswith(say("Schedule saved", "发布时间已保存")) and "30 7 * * *" in saved and "every 2h" in saved
     cron, interval = slot_triggers(app, "main")
     assert isinstance(cron, CronTrigger) and (cron_fields(cron)["hour"], cron_fields(cron)["minute"]) == ("7", "30")
-    assert isinstance(interval, IntervalTrigger) and interval.interval == timedelta(hours=2)
+    assert isinstance(interval, GridTrigger) and interval.interval == timedelta(hours=2)  # on its grid
     assert ("tg:1001", "schedule", "channel:main") in audit_actions(store)
 
     bad = await admin.ask("/schedule main set 0 25 * * *")

@@ -11,13 +11,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import select
 
 from bot import scheduler
 from bot.cli import main as digestbot
 from bot.config import config_from_mapping
 from digests.ingest.pipeline import ingest
+from digests.publishing import slots
 from digests.store import open_database
 from digests.store.db import Database
 from digests.store.models import DRY_RUN, SENT, Channel, Item, Post, utcnow
@@ -123,7 +123,11 @@ async def test_slot_jobs_post_each_channel_in_its_order_and_format(archived: Dat
         fields = {f.name: str(f) for f in column_trigger.fields}
         assert (fields["hour"], fields["minute"]) == ("18", "0")
         latest_trigger = jobs["slot:latest:0"].job.trigger
-        assert isinstance(latest_trigger, IntervalTrigger) and latest_trigger.interval == timedelta(hours=2)
+        assert isinstance(latest_trigger, scheduler.GridTrigger) and latest_trigger.interval == timedelta(hours=2)
+        # every 2h fires on even local hours, whenever the bot started
+        upcoming = latest_trigger.get_next_fire_time(None, utcnow())
+        assert upcoming is not None and upcoming - utcnow() <= timedelta(hours=2)
+        assert (upcoming.astimezone(ZoneInfo(SHANGHAI)).hour % 2, upcoming.minute, upcoming.second) == (0, 0, 0)
         assert isinstance(jobs["slot:tech:0"].job.trigger, CronTrigger)
 
         for name in ("slot:column:0", "slot:latest:0", "slot:tech:0"):
@@ -131,7 +135,7 @@ async def test_slot_jobs_post_each_channel_in_its_order_and_format(archived: Dat
         # The next slots of the two active channels (the tech channel is in its quiet hours).
         later = utcnow() + timedelta(hours=3)
         await scheduler.run_slot(application, "column", later.replace(second=0, microsecond=0))
-        await scheduler.run_slot(application, "latest", scheduler.slot_time(later, 7200))
+        await scheduler.run_slot(application, "latest", slots.firing_slot("every 2h", later, SHANGHAI))
         await scheduler.run_slot(application, "tech", later.replace(second=0, microsecond=0))
     assert errors == []
 
@@ -231,6 +235,22 @@ async def test_missed_slots_run_once_on_start(archived: Database, fake: FakeBotA
     sent = fake.replies(f"@{LATEST_USERNAME}")
     assert message_titles(sent) == [[COLUMN_ONE[0].title], [COLUMN_ONE[1].title]]
     assert {p.slot_at for p in posts(db)} == {expected_slot}
+
+
+async def test_a_missed_interval_slot_runs_once_on_start(archived: Database, fake: FakeBotApi) -> None:
+    """`every 1h`, down for hours: starting posts the newest whole hour passed (local grid), once."""
+    db = archived
+    now = utcnow()
+    channel = {"name": "latest", "chat_id": f"@{LATEST_USERNAME}", "per_slot": 1, "timezone": SHANGHAI,
+               "schedule": ["every 1h"], "select": {"order": "oldest"}}
+    config = make_config(db.url, base_url=fake.base_url, token=fake.token, channels=[channel])
+    sync(db, config, now=now - timedelta(hours=3))
+    async with running_application(config, db) as application:
+        assert await scheduler.run_missed_slots(application) == 1
+        assert await scheduler.run_missed_slots(application) == 0
+    assert message_titles(fake.replies(f"@{LATEST_USERNAME}")) == [[COLUMN_ONE[0].title]]
+    [slot] = {p.slot_at for p in posts(db)}
+    assert slot is not None and (slot.minute, slot.second) == (0, 0) and now - timedelta(hours=1) < slot <= now
 
 
 def test_dry_run_records_dry_run_posts_and_sends_nothing(archived: Database, fake: FakeBotApi, tmp_path: Path,
