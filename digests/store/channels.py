@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -38,6 +39,31 @@ def get_channel(session: Session, name: str, *, lock: bool = False) -> Channel:
         known = ", ".join(c.name for c in active_channels(session)) or "none configured"
         raise NotFoundError(f"no channel {name!r} (channels: {known})")
     return channel
+
+
+def get_channels(session: Session, names: Sequence[str], *, lock: bool = False) -> dict[str, Channel]:
+    """Each named channel as get_channel finds it, in one query; a name with no channel is left out.
+
+    ``lock`` (PostgreSQL) locks every row of those names in id order, so that two workers locking
+    overlapping sets wait for each other instead of deadlocking.
+    """
+    if not names:
+        return {}
+    stmt = select(Channel).where(Channel.name.in_(sorted(set(names)))).order_by(Channel.id)
+    if lock and session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    found: dict[str, Channel] = {}
+    for channel in session.scalars(stmt):
+        current = found.get(channel.name)
+        if current is None or _preference(channel) > _preference(current):
+            found[channel.name] = channel
+    return found
+
+
+def _preference(channel: Channel) -> tuple[bool, float, int]:
+    """get_channel's order: the active row, else the one retired last (then the newest row)."""
+    retired = channel.retired_at
+    return (retired is None, retired.timestamp() if retired is not None else 0.0, channel.id)
 
 
 def _update_settings(session: Session, channel: Channel, changes: dict[str, Any], *, actor: str,
