@@ -174,12 +174,36 @@ def delivered_pairs(session: Session, wanted: Sequence[tuple[int, int]]) -> set[
     return found & pairs
 
 
+_POST_DEFAULTS: dict[str, Any] = {
+    "attempts": 0, "not_before": None, "lease_until": None, "worker": None, "message_id": None,
+    "plain_fallback": False, "error": None, "content_hash": None, "edit_count": 0, "last_edit_at": None,
+    "edit_state": None, "edit_error": None, "checked_at": None,
+}
+
+
 def add_posts(session: Session, rows: Sequence[dict[str, Any]]) -> list[Post]:
-    """Many posts (each a dict of Post columns, the same keys in each), inserted in one statement."""
-    planned = [Post(**values) for values in rows]
-    session.add_all(planned)
-    session.flush()  # one multi-row INSERT ... RETURNING id for the lot
-    return planned
+    """Many posts (each a dict of Post columns, the same keys in each), inserted as one batch.
+
+    The posts handed back are plain copies of the rows, ids included, outside the session.
+    PostgreSQL: the ids come from the sequence in one query and the rows go as one pipelined
+    executemany (what an ORM flush or INSERT ... RETURNING of the lot costs is three to eight
+    times more, most of it psycopg parsing the long multi-row statement); SQLite: one
+    INSERT ... RETURNING of the lot.
+    """
+    if not rows:
+        return []
+    full = [{**_POST_DEFAULTS, **values} for values in rows]
+    if session.get_bind().dialect.name == "postgresql":
+        ids = list(session.scalars(select(func.nextval(func.pg_get_serial_sequence("posts", "id")))
+                                   .select_from(func.generate_series(1, len(full)))))
+        for values, post_id in zip(full, ids, strict=True):
+            values["id"] = post_id
+        session.execute(insert(Post), full)
+    else:
+        ids = list(session.scalars(insert(Post).returning(Post.id, sort_by_parameter_order=True), full))
+        for values, post_id in zip(full, ids, strict=True):
+            values["id"] = post_id
+    return [Post(**values) for values in full]
 
 
 def add_deliveries_of(session: Session, planned: Sequence[Post], *, now: datetime) -> None:
