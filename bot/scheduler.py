@@ -13,7 +13,7 @@ from digests.channels import settings_of
 from digests.clock import utcnow
 from digests.config import ChannelConfig, parse_interval
 from digests.publishing.selection import in_quiet_hours
-from digests.store.channels import active_channels
+from digests.store.channels import active_channel, active_channels
 from digests.store.db import Database
 from digests.store.posts import last_slot
 
@@ -81,7 +81,7 @@ async def run_slot(application: Application, name: str, slot_at: datetime) -> No
     db: Database = application.bot_data["db"]
     publisher = application.bot_data["publisher"]
     with db.session() as session:
-        channel = next((c for c in active_channels(session) if c.name == name), None)
+        channel = active_channel(session, name)  # 10,000 jobs firing at once: not all channels each
         if channel is None:
             return
         settings = settings_of(channel)

@@ -23,6 +23,7 @@ from typing import Any
 
 from digests.channels import settings_of
 from digests.clock import utcnow
+from digests.errors import NotFoundError
 from digests.formatting.render import Renderer
 from digests.publishing.due import advance_cursor_to, due_items, select_due
 from digests.publishing.selection import group_for_posts
@@ -90,6 +91,32 @@ def select_slot(db: Database, channel_name: str, *, now: datetime, slot_at: date
             return None
         due = select_due(session, channel, limit=limit)
         return SlotSelection([item.id for item in due.items], due.cursor, now, _seen(channel))
+
+
+def select_slots(db: Database, requests: Sequence[SlotRequest], *, now: datetime, dry_run: bool = False
+                 ) -> tuple[dict[str, SlotSelection | None], dict[str, NotFoundError]]:
+    """select_slot for many channels in one session: each one's selection, and the names of no channel."""
+    selections: dict[str, SlotSelection | None] = {}
+    missing: dict[str, NotFoundError] = {}
+    with db.session() as session:
+        found = get_channels(session, [request.channel for request in requests])
+        taken = posts.planned_slots(session, [(found[r.channel].id, r.slot_at) for r in requests
+                                              if r.channel in found and r.slot_at is not None and not dry_run])
+        for request in requests:
+            channel = found.get(request.channel)
+            if channel is None:
+                try:
+                    get_channel(session, request.channel)  # the message that names the known channels
+                except NotFoundError as exc:
+                    missing[request.channel] = exc
+                continue
+            if not _may_plan(channel) or (channel.id, request.slot_at) in taken:
+                selections[request.channel] = None
+                continue
+            due = select_due(session, channel)
+            selections[request.channel] = SlotSelection([item.id for item in due.items], due.cursor, now,
+                                                        _seen(channel))
+    return selections, missing
 
 
 def _still_due(session: Session, channel: Channel, selection: SlotSelection) -> list[Item] | None:

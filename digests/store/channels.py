@@ -28,6 +28,12 @@ def active_channels(session: Session) -> list[Channel]:
     return list(session.scalars(select(Channel).where(Channel.retired_at.is_(None)).order_by(Channel.name)))
 
 
+def active_channel(session: Session, name: str) -> Channel | None:
+    """The active channel of that name, if any (one indexed read; active_channels reads them all)."""
+    return session.scalar(select(Channel).where(Channel.name == name, Channel.retired_at.is_(None))
+                          .order_by(Channel.id).limit(1))
+
+
 def get_channel(session: Session, name: str, *, lock: bool = False) -> Channel:
     """The channel of that name: the active one, else the one retired last under it."""
     stmt = (select(Channel).where(Channel.name == name)
