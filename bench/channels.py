@@ -218,7 +218,7 @@ def report(url: str, args: argparse.Namespace, fire_at: list[float], slots: list
     print(f"   rate first to last arrival: {rate:.1f}/s over {span:.0f} s, ceiling {GLOBAL_PER_SECOND}/s, ratio "
           f"{rate / GLOBAL_PER_SECOND:.2f}; 429s received {sent['count_429']} (two workers, each with its "
           f"own 30/s window), sent before retry_after {sent['early_retries']}")
-    print(f"   fire -> planned  p50 {percentile(to_plan, 0.5):7.1f} s  p95 {percentile(to_plan, 0.95):7.1f} s  "
+    print(f"   fire -> batch began planning (created_at) p50 {percentile(to_plan, 0.5):7.1f} s  p95 {percentile(to_plan, 0.95):7.1f} s  "
           f"max {max(to_plan, default=float('nan')):7.1f} s")
     print(f"   fire -> 1st send p50 {percentile(to_send, 0.5):7.1f} s  p95 {percentile(to_send, 0.95):7.1f} s  "
           f"(at 30/s, {args.channels * args.per_slot:,} posts a slot take "
@@ -234,14 +234,23 @@ def main() -> None:
     parser.add_argument("--channels", type=int, default=10_000)
     parser.add_argument("--slots", type=int, default=2, help="slots fired (at most 4)")
     parser.add_argument("--per-slot", type=int, default=1)
-    parser.add_argument("--slot-gap", type=float, default=60.0, help="seconds between the slots' fires")
+    parser.add_argument("--slot-gap", type=float, default=None, help="seconds between the slots' fires (default: "
+                        "a slot's sends at the ceiling, plus a minute: a job still running skips its next slot)")
+    parser.add_argument("--profile", help="cProfile each worker into PROFILE-a, PROFILE-b")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for the sends")
     parser.add_argument("--pg-url", default=os.environ.get("TEST_DATABASE_URL"))
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # a worker's spec file (internal)
     args = parser.parse_args()
     if args.worker:
         spec = json.loads(Path(args.worker).read_text())
-        result = asyncio.run(work(spec))
+        if spec.get("profile"):
+            import cProfile
+
+            profiler = cProfile.Profile()
+            result = profiler.runcall(asyncio.run, work(spec))
+            profiler.dump_stats(spec["profile"])
+        else:
+            result = asyncio.run(work(spec))
         result["cpu_s"] = time.process_time()
         Path(spec["out"]).write_text(json.dumps(result))
         return
@@ -250,6 +259,8 @@ def main() -> None:
     from tests.conftest import fresh_postgres_url
     from tests.fakebotapi import FakeBotApiProcess
 
+    if args.slot_gap is None:
+        args.slot_gap = args.channels * args.per_slot / GLOBAL_PER_SECOND + 60
     url = fresh_postgres_url(args.pg_url)
     print(f"channels bench: {args.channels:,} channels x {args.slots} slots x {args.per_slot} post(s), two workers, "
           f"slots {args.slot_gap:.0f} s apart; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
@@ -270,7 +281,8 @@ def main() -> None:
             for name in ("a", "b"):
                 spec = {"url": url, "base_url": fake.base_url, "token": fake.token, "channels": args.channels,
                         "per_slot": args.per_slot, "worker": name, "fire_at": fire_at, "slots": slots,
-                        "timeout": args.timeout, "out": str(Path(tmp) / f"worker-{name}.json")}
+                        "timeout": args.timeout, "out": str(Path(tmp) / f"worker-{name}.json"),
+                        "profile": f"{args.profile}-{name}" if args.profile else None}
                 (Path(tmp) / f"spec-{name}.json").write_text(json.dumps(spec))
                 procs.append(subprocess.Popen([sys.executable, __file__, "--worker", str(Path(tmp) / f"spec-{name}.json")],
                                               cwd=ROOT))
