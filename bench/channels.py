@@ -77,8 +77,9 @@ def title(i: int) -> str:
     return f"频道条目 {i:07d} 号"
 
 
-def config_for(url: str, base_url: str, token: str, channels: int, per_slot: int) -> BotConfig:
+def config_for(url: str, base_url: str, token: str, channels: int, per_slot: int, concurrency: int = 1) -> BotConfig:
     return config_from_mapping({
+        "publish": {"concurrency": concurrency},
         "database": {"url": url},
         "telegram": {"token": token, "base_url": base_url, "request_timeout": 20, "poll_commands": False},
         "limits": {"global_per_second": GLOBAL_PER_SECOND, "channel_per_minute": CHANNEL_PER_MINUTE},
@@ -93,7 +94,7 @@ def config_for(url: str, base_url: str, token: str, channels: int, per_slot: int
 
 
 def vm_status(key: str) -> int:
-    """A /proc/self/status figure in kB (VmHWM: the peak resident set)."""
+    """A /proc/self/status figure in kB (VmHWM: the peak resident set)."""  # noqa: D401
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(key + ":"):
             return int(line.split()[1])
@@ -108,7 +109,8 @@ async def work(spec: dict[str, Any]) -> dict[str, Any]:
     from bot.publisher import Publisher
     from tests.publishing_helpers import unsettled
 
-    config = config_for(spec["url"], spec["base_url"], spec["token"], spec["channels"], spec["per_slot"])
+    config = config_for(spec["url"], spec["base_url"], spec["token"], spec["channels"], spec["per_slot"],
+                        spec["concurrency"])
     db = open_database(spec["url"], migrate=False)
     names = [c.name for c in config.channels]
     request = HTTPXRequest(connection_pool_size=config.publish.concurrency + 4, read_timeout=20,
@@ -236,6 +238,7 @@ def main() -> None:
     parser.add_argument("--per-slot", type=int, default=1)
     parser.add_argument("--slot-gap", type=float, default=None, help="seconds between the slots' fires (default: "
                         "a slot's sends at the ceiling, plus a minute: a job still running skips its next slot)")
+    parser.add_argument("--concurrency", type=int, default=1, help="publish.concurrency of each worker")
     parser.add_argument("--profile", help="cProfile each worker into PROFILE-a, PROFILE-b")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for the sends")
     parser.add_argument("--pg-url", default=os.environ.get("TEST_DATABASE_URL"))
@@ -262,7 +265,8 @@ def main() -> None:
     if args.slot_gap is None:
         args.slot_gap = args.channels * args.per_slot / GLOBAL_PER_SECOND + 60
     url = fresh_postgres_url(args.pg_url)
-    print(f"channels bench: {args.channels:,} channels x {args.slots} slots x {args.per_slot} post(s), two workers, "
+    print(f"channels bench: {args.channels:,} channels x {args.slots} slots x {args.per_slot} post(s), two workers "
+          f"(publish.concurrency {args.concurrency}), "
           f"slots {args.slot_gap:.0f} s apart; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     built = prepare(url, args.channels, args.slots, args.per_slot)
     print(f"   {args.channels * args.slots * args.per_slot:,} items and the channels stored in {built:.1f} s")
@@ -280,7 +284,7 @@ def main() -> None:
             procs = []
             for name in ("a", "b"):
                 spec = {"url": url, "base_url": fake.base_url, "token": fake.token, "channels": args.channels,
-                        "per_slot": args.per_slot, "worker": name, "fire_at": fire_at, "slots": slots,
+                        "per_slot": args.per_slot, "worker": name, "concurrency": args.concurrency, "fire_at": fire_at, "slots": slots,
                         "timeout": args.timeout, "out": str(Path(tmp) / f"worker-{name}.json"),
                         "profile": f"{args.profile}-{name}" if args.profile else None}
                 (Path(tmp) / f"spec-{name}.json").write_text(json.dumps(spec))
