@@ -94,7 +94,7 @@ def config_for(url: str, base_url: str, token: str, channels: int, per_slot: int
 
 
 def vm_status(key: str) -> int:
-    """A /proc/self/status figure in kB (VmHWM: the peak resident set)."""  # noqa: D401
+    """A /proc/self/status figure in kB (VmHWM: the peak resident set)."""
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(key + ":"):
             return int(line.split()[1])
