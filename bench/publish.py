@@ -9,8 +9,15 @@
    baselines measured in the same run: the same query without the channel's cursor, and a full
    scan (every undelivered item read and sorted). SQLite always; PostgreSQL with --pg-url or
    TEST_DATABASE_URL.
+3. Planning. 200 channels of 10 due posts each (one source of 200 each), planned by the per-post
+   planner it replaced (digests.publishing.planning_per_post, the baseline: selection reading
+   every row, a query per group, a flush per post), by plan_slot one channel at a time after
+   select_slot (what a slot's job does), and by plan_slots for all of them in one batch; ms a
+   post, wall and CPU, alternating rounds, each on a fresh database; the stored posts of each
+   path compared with the baseline's. SQLite, and PostgreSQL as in 2 (target <= 2 ms a post).
 
     .venv/bin/python bench/publish.py [--quick] [--concurrency N] [--skip-rate] [--skip-selection]
+                                      [--skip-planning]
 """
 
 from __future__ import annotations
@@ -39,12 +46,13 @@ from bot.publisher import Publisher  # noqa: E402
 from digests.channels import settings_hash, settings_of  # noqa: E402
 from digests.formatting.render import make_renderer  # noqa: E402
 from digests.publishing.due import due_items  # noqa: E402
-from digests.publishing.planning import plan_slot  # noqa: E402
+from digests.publishing.planning import SlotRequest, plan_slot, plan_slots, select_slot  # noqa: E402
+from digests.publishing.planning_per_post import plan_slot_per_post  # noqa: E402
 from digests.store import open_database  # noqa: E402
 from digests.store.channel_sync import sync_channels  # noqa: E402
 from digests.store.channels import get_channel  # noqa: E402
 from digests.store.db import Database  # noqa: E402
-from digests.store.models import Delivery, Item, utcnow  # noqa: E402
+from digests.store.models import Delivery, Item, Post, utcnow  # noqa: E402
 from tests.fakebotapi import FakeBotApiProcess  # noqa: E402
 from tests.publishing_helpers import insert_items, settle  # noqa: E402
 
@@ -249,6 +257,73 @@ def fresh_pg_url(base: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# 3. Planning cost
+
+
+def planning_db(url: str, channels: int, per_channel: int) -> Database:
+    config = config_from_mapping({"channels": [
+        {"name": f"c{k:04d}", "chat_id": -1005000000000 - k, "per_slot": per_channel,
+         "select": {"sources": [f"s{k}"]}} for k in range(channels)]})
+    db = open_database(url)
+    with db.session() as session:
+        sync_channels(session, config)
+    insert_items(db, channels * per_channel, source=lambda i: f"s{i % channels}")
+    return db
+
+
+def planned_rows(db: Database) -> list[tuple[Any, ...]]:
+    with db.session() as session:
+        return [(p.channel_id, p.html, p.photo, list(p.item_ids), p.part, p.digest_number, p.slot_at)
+                for p in session.scalars(select(Post).order_by(Post.channel_id, Post.id))]
+
+
+def plan_with(path: str, db: Database, names: list[str], slot_at: datetime) -> int:
+    render = make_renderer()
+    now = utcnow()
+    if path == "per-post (baseline)":
+        return sum(len(plan_slot_per_post(db, name, render, now=now, slot_at=slot_at)) for name in names)
+    selections = {name: select_slot(db, name, now=now, slot_at=slot_at) for name in names}
+    if path == "plan_slot each":
+        return sum(len(plan_slot(db, name, render, now=now, slot_at=slot_at, selection=selections[name]))
+                   for name in names)
+    batch = plan_slots(db, [SlotRequest(name, slot_at, selections[name]) for name in names], render, now=now)
+    return sum(len(planned) for planned in batch.values())
+
+
+PLANNERS = ("per-post (baseline)", "plan_slot each", "plan_slots batch")
+
+
+def planning_bench(make_url: Callable[[str], str], channels: int, per_channel: int, rounds: int
+                   ) -> dict[str, dict[str, float]]:
+    """ms a post of each planner, median of rounds run in turn; 'same' is 1.0 when its posts equal the baseline's."""
+    names = [f"c{k:04d}" for k in range(channels)]
+    slot_at = utcnow().replace(second=0, microsecond=0)
+    walls: dict[str, list[float]] = {p: [] for p in PLANNERS}
+    cpus: dict[str, list[float]] = {p: [] for p in PLANNERS}
+    same = dict.fromkeys(PLANNERS, 1.0)
+    for n in range(rounds):
+        baseline: list[tuple[Any, ...]] | None = None
+        for path in PLANNERS:
+            db = planning_db(make_url(f"{n}-{PLANNERS.index(path)}"), channels, per_channel)
+            try:
+                wall, cpu = time.perf_counter(), time.process_time()
+                count = plan_with(path, db, names, slot_at)
+                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+                assert count == channels * per_channel, (path, count)
+                walls[path].append(wall * 1000 / count)
+                cpus[path].append(cpu * 1000 / count)
+                rows = planned_rows(db)
+                if baseline is None:
+                    baseline = rows
+                elif rows != baseline:
+                    same[path] = 0.0
+            finally:
+                db.dispose()
+    return {path: {"wall": statistics.median(walls[path]), "cpu": statistics.median(cpus[path]),
+                   "same": same[path]} for path in PLANNERS}
+
+
+# ---------------------------------------------------------------------------------------------
 
 
 def main() -> None:
@@ -261,6 +336,8 @@ def main() -> None:
                         help="PostgreSQL for the selection part (default: $TEST_DATABASE_URL)")
     parser.add_argument("--skip-rate", action="store_true")
     parser.add_argument("--skip-selection", action="store_true")
+    parser.add_argument("--skip-planning", action="store_true")
+    parser.add_argument("--rounds", type=int, default=3, help="planning: rounds of the three planners")
     args = parser.parse_args()
     channels, posts = (40, 400) if args.quick else (200, 2000)
     sizes = (10_000, 100_000) if args.quick else (100_000, 1_000_000)
@@ -277,6 +354,23 @@ def main() -> None:
               f"ratio {r['ratio']:.2f} (target >= 0.90)")
         print(f"   first to last arrival {r['span']:.1f} s; 429s received {r['count_429']} (target 0), "
               f"sent before retry_after {r['early_retries']}")
+
+    if not args.skip_planning:
+        plan_channels = 40 if args.quick else 200
+        print(f"3. planning {plan_channels * 10} posts: {plan_channels} channels x 10 (one source of "
+              f"{plan_channels} each), ms a post, median of {args.rounds} rounds, planners run in turn")
+        with tempfile.TemporaryDirectory() as tmp:
+            plan_backends: list[tuple[str, Callable[[str], str]]] = [
+                ("sqlite", lambda tag: f"sqlite:///{Path(tmp) / f'plan{tag}.db'}")]
+            if args.pg_url:
+                plan_backends.append(("postgresql", lambda tag: fresh_pg_url(args.pg_url)))
+            for backend, make_plan_url in plan_backends:
+                results = planning_bench(make_plan_url, plan_channels, 10, args.rounds)
+                base = results[PLANNERS[0]]
+                for path, cost in results.items():
+                    print(f"   {backend:<10} {path:<20} {cost['wall']:6.2f} ms wall {cost['cpu']:6.2f} ms CPU "
+                          f"({base['wall'] / cost['wall']:5.1f}x)  posts as the baseline's: "
+                          f"{'yes' if cost['same'] else 'NO'}")
 
     if not args.skip_selection:
         backends = [("sqlite", lambda n, tmp: f"sqlite:///{Path(tmp) / f'sel{n}.db'}")]

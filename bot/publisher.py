@@ -28,7 +28,7 @@ from digests.config import ChannelConfig
 from digests.formatting.render import make_renderer
 from digests.formatting.telegram_html import visible_text
 from digests.publishing.commentator import fill_missing_commentary, make_commentator
-from digests.publishing.planning import plan_slot, select_slot
+from digests.publishing.planning import SlotRequest, plan_slot, plan_slots, select_slots
 from digests.publishing.retry import (
     Decision,
     Fail,
@@ -97,6 +97,19 @@ class PublishStats:
     errors: list[str] = field(default_factory=list)
 
 
+PLAN_BATCH = 500  # slots planned in one transaction
+
+
+@dataclass(slots=True)
+class _Fired:
+    """A slot that fired, waiting for its batch to be planned."""
+
+    channel: str
+    slot_at: datetime | None
+    now: datetime | None
+    result: asyncio.Future[Sequence[Any]]
+
+
 Notifier = Callable[[Notice], Awaitable[None]]
 Echo = Callable[[str, Any], None]  # (channel name, a post planned in dry run)
 
@@ -140,6 +153,11 @@ class Publisher:
         self.stats = PublishStats()
         self._channels: dict[int, _Target] = {}
         self.edits = EditSender(self)  # sent posts that follow their items' corrections
+        self._fired: list[_Fired] = []  # slots fired and not planned yet
+        self._planner: asyncio.Task[None] | None = None
+        self._planned_generation = 0  # batches of slots committed so far
+        self._drained_generation = 0  # the newest of them a finished drain began after
+        self._drain_task: asyncio.Task[None] | None = None
 
     # -- planning ----------------------------------------------------------------------------
 
@@ -148,26 +166,73 @@ class Publisher:
         """Plan one slot of a channel and send what it planned (and anything else due).
 
         The slot is selected once: the commentator drafts commentary for those items, and
-        planning renders the same items with it.
+        planning renders the same items with it. Slots that fire together (every channel's job
+        at the same minute) are planned together, PLAN_BATCH channels a transaction, and share
+        one drain: a slot returns once a drain that began after its posts were committed is done.
         """
-        now = now or utcnow()
-        selection = await asyncio.to_thread(select_slot, self.db, channel_name, now=now, slot_at=slot_at,
-                                            dry_run=self.dry_run)
-        planned: Sequence[OutgoingPost] = []
-        if selection is not None:
-            if self.commentator is not None:
-                await asyncio.to_thread(fill_missing_commentary, self.db, self.commentator, selection.item_ids)
-            planned = await asyncio.to_thread(
-                plan_slot, self.db, channel_name, self.render, now=now, slot_at=slot_at, dry_run=self.dry_run,
-                selection=selection,
-            )
+        fired = _Fired(channel_name, slot_at, now, asyncio.get_running_loop().create_future())
+        self._fired.append(fired)
+        if self._planner is None or self._planner.done():
+            self._planner = asyncio.create_task(self._plan_fired())
+        planned = await fired.result
         if self.dry_run:
             for post in planned:
                 if self.echo is not None:
                     self.echo(channel_name, post)
             return planned
-        await self.drain()
+        await self._drain_after_plans()
         return planned
+
+    async def _plan_fired(self) -> None:
+        """Plan the slots fired so far, a batch at a time, until none is waiting."""
+        while self._fired:
+            batch: list[_Fired] = []
+            later: list[_Fired] = []
+            names: set[str] = set()
+            for fired in self._fired:  # a channel once a batch; one moment (now) a batch
+                if len(batch) >= PLAN_BATCH or fired.channel in names or (batch and fired.now != batch[0].now):
+                    later.append(fired)
+                else:
+                    batch.append(fired)
+                    names.add(fired.channel)
+            self._fired = later
+            try:
+                planned, missing = await asyncio.to_thread(self._plan_batch, batch)
+            except Exception as exc:  # each slot's caller hears of it
+                for fired in batch:
+                    fired.result.set_exception(exc)
+                continue
+            self._planned_generation += 1
+            for fired in batch:
+                if fired.channel in missing:
+                    fired.result.set_exception(missing[fired.channel])
+                else:
+                    fired.result.set_result(planned.get(fired.channel, []))
+
+    def _plan_batch(self, batch: Sequence[_Fired]) -> tuple[dict[str, list[Any]], dict[str, Exception]]:
+        now = batch[0].now or utcnow()
+        requests = [SlotRequest(f.channel, f.slot_at) for f in batch]
+        selections, missing = select_slots(self.db, requests, now=now, dry_run=self.dry_run)
+        chosen = [SlotRequest(r.channel, r.slot_at, selection) for r in requests
+                  if (selection := selections.get(r.channel)) is not None]
+        if self.commentator is not None and chosen:
+            fill_missing_commentary(self.db, self.commentator,
+                                    [item_id for r in chosen if r.selection for item_id in r.selection.item_ids])
+        planned = plan_slots(self.db, chosen, self.render, now=now, dry_run=self.dry_run) if chosen else {}
+        return dict(planned), dict(missing)
+
+    async def _drain_after_plans(self) -> None:
+        """Wait for a drain that began after every plan committed so far; start one if none is running."""
+        wanted = self._planned_generation
+        while self._drained_generation < wanted:
+            task = self._drain_task
+            if task is None or task.done():
+                task = self._drain_task = asyncio.create_task(self._drain_from(self._planned_generation))
+            await asyncio.shield(task)
+
+    async def _drain_from(self, generation: int) -> None:
+        await self.drain()
+        self._drained_generation = max(self._drained_generation, generation)
 
     async def post_now(self, channel_name: str, item_ids: list[int] | None = None) -> Sequence[OutgoingPost]:
         """An admin's /postnow: plan (the given items, or the next due ones) and send at once."""
@@ -236,8 +301,9 @@ class Publisher:
         lost to another worker gives the room back.
         """
         while True:
-            blocked = [cid for cid, ch in self._channels.items()
-                       if cid in in_flight or self.limiter.chat_wait(ch.chat_id) > 0]
+            full = self.limiter.full_chats()
+            blocked = sorted(in_flight | {cid for cid, ch in self._channels.items() if ch.chat_id in full}
+                             if full else in_flight)
             candidates = await asyncio.to_thread(posts.peek_next, self.db, exclude_channels=blocked)
             if candidates is None:
                 return None

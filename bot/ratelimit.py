@@ -67,6 +67,10 @@ class SendLimiter:
         self.chat_rate = chat_per_minute
         self._chats: dict[str, SlidingWindow] = {}
         self._lock = asyncio.Lock()
+        # For full_chats: per chat, the sends its window counts (in flight, or answered within a
+        # window and a second), and when each answered send stops counting.
+        self._counted: dict[str, int] = {}
+        self._answered: deque[tuple[float, str]] = deque()
 
     def chat(self, chat_id: str) -> SlidingWindow:
         window = self._chats.get(chat_id)
@@ -77,6 +81,27 @@ class SendLimiter:
     def chat_wait(self, chat_id: str) -> float:
         """Seconds until chat_id's window may have room (0: worth asking now); never blocks."""
         return self.chat(chat_id).wait_time()
+
+    def full_chats(self) -> set[str]:
+        """The chats whose window has no room now, without asking every chat's window.
+
+        Asking each channel's window before each claim cost O(channels) a claim, most of the CPU
+        with thousands of channels; a chat that counts fewer sends than its rate has room, so only
+        the others are asked.
+        """
+        horizon = time.monotonic() - 61.0
+        while self._answered and self._answered[0][0] < horizon:
+            _, chat_id = self._answered.popleft()
+            self._uncount(chat_id)
+        return {chat_id for chat_id, count in self._counted.items()
+                if count >= self.chat_rate and self.chat_wait(chat_id) > 0}
+
+    def _uncount(self, chat_id: str) -> None:
+        left = self._counted.get(chat_id, 0) - 1
+        if left > 0:
+            self._counted[chat_id] = left
+        else:
+            self._counted.pop(chat_id, None)
 
     async def try_acquire(self, chat_id: str) -> bool:
         """Count one message to chat_id (until ``done``) if its window has room, after waiting for the global one.
@@ -94,6 +119,7 @@ class SendLimiter:
                     continue
                 self.overall.record()
                 self.chat(chat_id).record()
+                self._counted[chat_id] = self._counted.get(chat_id, 0) + 1
                 return True
 
     async def acquire(self, chat_id: str) -> None:
@@ -105,12 +131,14 @@ class SendLimiter:
         """The message let through by ``acquire`` was answered (or failed): it has arrived, if ever."""
         self.overall.done()
         self.chat(chat_id).done()
+        self._answered.append((time.monotonic(), chat_id))
         await self._finish(chat_id)
 
     async def cancel(self, chat_id: str) -> None:
         """The message let through by ``try_acquire`` was never sent: its room is free again."""
         self.overall.cancel()
         self.chat(chat_id).cancel()
+        self._uncount(chat_id)
         await self._cancel(chat_id)
 
     async def acquire_overall(self) -> None:
@@ -171,6 +199,10 @@ class SharedSendLimiter(SendLimiter):
         if until is not None and remote <= 0:
             del self._full_until[chat_id]
         return max(super().chat_wait(chat_id), remote)
+
+    def full_chats(self) -> set[str]:
+        """Also the chats whose shared window another worker filled."""
+        return super().full_chats() | {chat_id for chat_id in list(self._full_until) if self.chat_wait(chat_id) > 0}
 
     async def _reserve(self, chat_id: str | None) -> bool:
         """Reserve in the shared windows; False after waiting, when only the global one was full."""

@@ -16,7 +16,7 @@ from digests.clock import utcnow
 from digests.config import ChannelConfig, parse_interval
 from digests.publishing import slots
 from digests.publishing.selection import in_quiet_hours
-from digests.store.channels import active_channels
+from digests.store.channels import active_channel, active_channels
 from digests.store.db import Database
 from digests.store.posts import last_slot
 
@@ -107,7 +107,7 @@ async def _run_slot(application: Application, name: str, slot_at: datetime) -> N
     db: Database = application.bot_data["db"]
     publisher = application.bot_data["publisher"]
     with db.session() as session:
-        channel = next((c for c in active_channels(session) if c.name == name), None)
+        channel = active_channel(session, name)  # 10,000 jobs firing at once: not all channels each
         if channel is None:
             return
         settings = settings_of(channel)

@@ -7,6 +7,7 @@ which builds the whole file's config over this one.
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from datetime import date, time
@@ -62,21 +63,28 @@ def validate_schedule_entry(expr: str, timezone: str = "UTC") -> str:
         if seconds < 60:
             raise ValueError(f"interval {expr!r} is shorter than a minute; example: 'every 30m'")
         return expr
-    from apscheduler.triggers.cron import CronTrigger  # local: import cost only when validating
-
     if len(expr.split()) != 5:
         raise ValueError(
             f"{expr!r} is not a cron expression: it needs 5 fields (minute hour day month weekday); "
             "example: '0 9 * * *' for 09:00 every day, or 'every 2h'"
         )
     try:
-        CronTrigger.from_crontab(expr, timezone=ZoneInfo(timezone))
+        _check_crontab(expr, timezone)
     except (ValueError, KeyError) as exc:
         raise ValueError(
             f"{expr!r} is not a valid cron expression ({exc}); example: '30 8,18 * * 1-5' for 08:30 and "
             "18:30 on weekdays"
         ) from None
     return expr
+
+
+@functools.lru_cache(maxsize=4096)
+def _check_crontab(expr: str, timezone: str) -> None:
+    """Raises what APScheduler does for a bad entry. Cached: every channel's settings are validated
+    each time they are read (settings_of), and compiling the trigger was most of that."""
+    from apscheduler.triggers.cron import CronTrigger  # local: import cost only when validating
+
+    CronTrigger.from_crontab(expr, timezone=ZoneInfo(timezone))
 
 
 def parse_quiet_hours(spec: str) -> tuple[time, time]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +28,12 @@ def active_channels(session: Session) -> list[Channel]:
     return list(session.scalars(select(Channel).where(Channel.retired_at.is_(None)).order_by(Channel.name)))
 
 
+def active_channel(session: Session, name: str) -> Channel | None:
+    """The active channel of that name, if any (one indexed read; active_channels reads them all)."""
+    return session.scalar(select(Channel).where(Channel.name == name, Channel.retired_at.is_(None))
+                          .order_by(Channel.id).limit(1))
+
+
 def get_channel(session: Session, name: str, *, lock: bool = False) -> Channel:
     """The channel of that name: the active one, else the one retired last under it."""
     stmt = (select(Channel).where(Channel.name == name)
@@ -39,6 +46,31 @@ def get_channel(session: Session, name: str, *, lock: bool = False) -> Channel:
         raise NotFoundError(f"no channel {name!r} (channels: {', '.join(known) or 'none configured'})",
                             what="channel", name=name, known=known)
     return channel
+
+
+def get_channels(session: Session, names: Sequence[str], *, lock: bool = False) -> dict[str, Channel]:
+    """Each named channel as get_channel finds it, in one query; a name with no channel is left out.
+
+    ``lock`` (PostgreSQL) locks every row of those names in id order, so that two workers locking
+    overlapping sets wait for each other instead of deadlocking.
+    """
+    if not names:
+        return {}
+    stmt = select(Channel).where(Channel.name.in_(sorted(set(names)))).order_by(Channel.id)
+    if lock and session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    found: dict[str, Channel] = {}
+    for channel in session.scalars(stmt):
+        current = found.get(channel.name)
+        if current is None or _preference(channel) > _preference(current):
+            found[channel.name] = channel
+    return found
+
+
+def _preference(channel: Channel) -> tuple[bool, float, int]:
+    """get_channel's order: the active row, else the one retired last (then the newest row)."""
+    retired = channel.retired_at
+    return (retired is None, retired.timestamp() if retired is not None else 0.0, channel.id)
 
 
 def _update_settings(session: Session, channel: Channel, changes: dict[str, Any], *, actor: str,
