@@ -113,3 +113,15 @@ def test_cli_jobs(tmp_path: Path, archive: Path, monkeypatch: pytest.MonkeyPatch
     with pytest.raises(SystemExit):
         main(["--config", str(config), "ingest", "--jobs", "0", str(archive / "one")])
     assert "--jobs" in capsys.readouterr().err
+
+
+def test_a_few_documents_never_start_the_pool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_pool(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("a pool was started for a handful of documents")
+
+    monkeypatch.setattr(parsing, "ProcessPoolExecutor", no_pool)
+    varied_archive(tmp_path / "few", _FIXTURES, 12)
+    db = open_database(f"sqlite:///{tmp_path / 'few.db'}")
+    report = ingest(db, [tmp_path / "few"], jobs=8)
+    db.dispose()
+    assert report.documents_new == 12 and report.items_new > 0

@@ -77,8 +77,9 @@ def outcome_line(outcome: Outcome) -> str:
 
 
 def ingest_jobs(ctx: Context) -> int:
-    """Worker processes that parse an ingest's files: --jobs, or one per core."""
-    return getattr(ctx.args, "jobs", None) or os.cpu_count() or 1
+    """Worker processes that parse an ingest's files: --jobs, or one per core this process may use."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return getattr(ctx.args, "jobs", None) or cores or 1
 
 
 def ingest_locations(ctx: Context) -> int:

@@ -155,7 +155,8 @@ def _pooled(sources: Iterator[Source | tuple[str, str]], unchanged: dict[str, st
     in_flight = 0  # tasks sent whose results are not all handed back
     # A worker that dies (killed, out of memory) fails its task with BrokenProcessPool: the
     # ingest stops with that error, as an unexpected error in a parser stops it in one process.
-    with ProcessPoolExecutor(jobs, mp_context=context) as pool:
+    pool = ProcessPoolExecutor(jobs, mp_context=context)
+    try:
 
         def send() -> None:
             nonlocal chunk, in_flight
@@ -192,3 +193,6 @@ def _pooled(sources: Iterator[Source | tuple[str, str]], unchanged: dict[str, st
                 yield hand_back(queue.popleft())
         while queue:
             yield hand_back(queue.popleft())
+    finally:
+        # A caller that stops early (an error while storing) does not wait for the documents read ahead.
+        pool.shutdown(wait=True, cancel_futures=True)

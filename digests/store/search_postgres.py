@@ -103,6 +103,8 @@ def bulk_insert(session: Session, docs: Sequence[SearchDoc]) -> None:
     list outlives the batch (1,000 rows: ~0.25 s instead of ~1 s). ALTER INDEX holds an ACCESS
     EXCLUSIVE lock on the index until the commit, so searches wait for the batch to end (a few
     seconds, a large ingest only); without ownership of the index the rows go in one by one.
+    A batch that fails after the COPY rolls fastupdate back to off, and the entries it left in the
+    pending list (pointing at rows that never were) go with the next bulk batch or VACUUM.
     """
     connection = ingest_postgres.driver_connection(session)
     bulk = len(docs) >= _BULK_GIN_ROWS and connection.execute(
