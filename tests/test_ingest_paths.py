@@ -88,7 +88,9 @@ def test_copy_batch_large_enough_for_the_bulk_index_searches_alike(postgres_base
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_jobs_store_what_one_process_stores(backend: str, request: pytest.FixtureRequest, tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch, archive: Path) -> None:
-    monkeypatch.setattr(parsing, "POOL_AFTER", 8)  # the pool takes over well inside part one
+    monkeypatch.setattr(parsing, "POOL_AFTER", 8)  # the pool takes over well inside part one,
+    monkeypatch.setattr(parsing, "_CHUNK", 5)  # with many tasks,
+    monkeypatch.setattr(parsing, "_READ_AHEAD", 20)  # and the reading held back by the results
 
     def url(name: str) -> str:
         if backend == "sqlite":
