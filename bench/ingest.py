@@ -1,21 +1,29 @@
 """Ingest throughput on >= 10,000 documents made by varying the real ones, against a floor.
 
 The floor, measured in the same run: read every file and parse only its YAML front matter
-(PyYAML's C loader), the least any ingest must do. Floor and ingest runs alternate; the fastest
-of each counts, by the wall clock and by CPU time (which a busy, shared machine disturbs less).
-Prints documents/s, items/s and the ratio.
+(PyYAML's C loader), the least any ingest must do. Every way of ingesting runs once a round,
+each into a fresh database, with a floor run before each: SQLite in one process and with
+--jobs 2, and with --database-url PostgreSQL through COPY, through the old INSERT path, and
+through COPY with --jobs 2. The fastest of each counts, by the wall clock and by this process's
+CPU time (which a busy, shared machine disturbs less). Prints documents/s and the ratios, then
+what each way stored (rows per table and a hash of every row, ingest-time stamps aside): the
+ways on one database must store the same, or the bench fails.
 
-    .venv/bin/python bench/ingest.py [--documents 10000] [--runs 3] [--database-url URL --runs 1]
+    .venv/bin/python bench/ingest.py [--documents 10000] [--runs 3]
+        [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/test] [--jobs 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -23,9 +31,13 @@ from typing import TypeVar
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from sqlalchemy import create_engine, text  # noqa: E402
+
 from digests.ingest.pipeline import ingest  # noqa: E402
 from digests.parsers._frontmatter import has_front_matter, split_front_matter  # noqa: E402
 from digests.store import open_database  # noqa: E402
+from digests.store.db import Database, normalise_url  # noqa: E402
+from tests.ingest_helpers import rows_digest, stored_rows  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 T = TypeVar("T")
@@ -87,45 +99,112 @@ class Best:
         return result
 
 
+@dataclass(frozen=True)
+class Mode:
+    """One way of ingesting: the database and the options."""
+
+    name: str
+    postgres: bool
+    jobs: int = 1
+    copy: bool = True
+
+
+@contextmanager
+def fresh_database(mode: Mode, folder: Path, base_url: str | None, run: int) -> Iterator[Database]:
+    """A new empty database: a SQLite file, or a schema of its own on the PostgreSQL server."""
+    if not mode.postgres:
+        db = open_database(f"sqlite:///{folder / f'bench{uuid.uuid4().hex[:8]}.db'}")
+        try:
+            yield db
+        finally:
+            db.dispose()
+        return
+    assert base_url is not None
+    schema = f"bench_ingest_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(normalise_url(base_url))
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in base_url else "?"
+    db = open_database(f"{normalise_url(base_url)}{sep}options=-csearch_path%3D{schema}")
+    try:
+        yield db
+    finally:
+        db.dispose()
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--documents", type=int, default=10_000)
-    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file per run")
+    parser.add_argument("--database-url", default=None,
+                        help="a PostgreSQL server (postgresql+psycopg://...): each run in a fresh schema of its own")
     parser.add_argument("--runs", type=int, default=3,
-                        help="ingest runs, each into a fresh database and after a floor run; the fastest counts")
+                        help="rounds of runs, every mode once a round, each into a fresh database; the fastest counts")
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes of the parallel runs (default: 2)")
     args = parser.parse_args()
-    if args.database_url and args.runs > 1:
-        sys.exit("--database-url needs --runs 1: a second run would find every document already stored")
-    floor_best, ingest_best, rerun = Best(), Best(), Best()
+    modes = [Mode("SQLite", False), Mode(f"SQLite --jobs {args.jobs}", False, jobs=args.jobs)]
+    if args.database_url:
+        modes += [Mode("PostgreSQL COPY", True), Mode("PostgreSQL INSERT (old path)", True, copy=False),
+                  Mode(f"PostgreSQL COPY --jobs {args.jobs}", True, jobs=args.jobs)]
+    floor_best, rerun = Best(), Best()
+    best = {mode: Best() for mode in modes}
+    stored: dict[Mode, tuple[str, dict[str, int]]] = {}
+    load = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "corpus"
         folder.mkdir()
         sources = build_corpus(folder, args.documents)
-        # Floor and ingest alternate, so that both see the same spells of a busy machine.
-        for run in range(max(args.runs, 3)):
-            count = floor_best.time(lambda: floor(folder))
-            if run >= args.runs:
-                continue
-            db = open_database(args.database_url or f"sqlite:///{Path(tmp) / f'bench{run}.db'}")
-            report = ingest_best.time(lambda db=db: ingest(db, [folder]))
-            if run < args.runs - 1:
-                db.dispose()
-        again = rerun.time(lambda: ingest(db, [folder]))
-        db.dispose()
+        # Every mode once a round, the floor between them, so that all see the same spells of a
+        # busy machine.
+        for run in range(args.runs):
+            for mode in modes:
+                count = floor_best.time(lambda: floor(folder))
+                with fresh_database(mode, Path(tmp), args.database_url, run) as db:
+                    report = best[mode].time(
+                        lambda db=db, mode=mode: ingest(db, [folder], jobs=mode.jobs, copy=mode.copy))
+                    if run == 0:
+                        rows = stored_rows(db)
+                        stored[mode] = (rows_digest(rows), {name: len(table) for name, table in rows.items()})
+                    if mode == modes[0] and run == args.runs - 1:
+                        again = rerun.time(lambda db=db: ingest(db, [folder]))
+    load_after = os.getloadavg()
     items = report.items_new + report.items_duplicate
     print(f"documents: {count} (varied from {sources} real ones), failed: {report.documents_failed}, "
-          f"items: {items}, database: {db.dialect}; best of {max(args.runs, 3)} floors and {args.runs} ingests")
-    print("                                  wall clock                  CPU time of this process")
-    print(f"floor (read + front matter only): {count / floor_best.wall:9.0f} documents/s"
+          f"items: {items}; best of {args.runs} runs of each, alternated")
+    print(f"load average (1, 5, 15 min): {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at the start, "
+          f"{load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f} at the end; {os.cpu_count()} cores")
+    print("                                      wall clock                  CPU time of this process")
+    print(f"floor (read + front matter only):     {count / floor_best.wall:9.0f} documents/s"
           f"{count / floor_best.cpu:22.0f} documents/s")
-    print(f"full ingest:                      {count / ingest_best.wall:9.0f} documents/s"
-          f"{count / ingest_best.cpu:22.0f} documents/s")
-    print(f"                                  {items / ingest_best.wall:9.0f} items/s    "
-          f"{items / ingest_best.cpu:22.0f} items/s")
-    print(f"ratio ingest/floor:               {ingest_best.wall / floor_best.wall:9.2f}x"
-          f"{ingest_best.cpu / floor_best.cpu:27.2f}x   (target: within 4x, >= 1000 documents/s)")
-    print(f"re-ingest, all unchanged:         {again.documents_unchanged / rerun.wall:9.0f} documents/s"
+    for mode in modes:
+        print(f"{mode.name + ':':37} {count / best[mode].wall:9.0f} documents/s"
+              f"{count / best[mode].cpu:22.0f} documents/s")
+    sqlite, parallel = modes[0], modes[1]
+    print(f"ratio SQLite ingest/floor:            {best[sqlite].wall / floor_best.wall:9.2f}x"
+          f"{best[sqlite].cpu / floor_best.cpu:27.2f}x   (target: within 4x)")
+    print(f"ratio --jobs {args.jobs} / --jobs 1 (SQLite), rate: {best[sqlite].wall / best[parallel].wall:6.2f}x"
+          "   (target: >= 1.6x; CPU of this process only: the workers' is not counted)")
+    if args.database_url:
+        copy, row, pg_parallel = modes[2], modes[3], modes[4]
+        print(f"ratio PostgreSQL COPY / SQLite, rate: {best[sqlite].wall / best[copy].wall:9.2f}"
+              f"{best[sqlite].cpu / best[copy].cpu:27.2f}    (target: >= 0.80)")
+        print(f"ratio COPY / INSERT (PostgreSQL):     {best[row].wall / best[copy].wall:9.2f}x"
+              f"{best[row].cpu / best[copy].cpu:27.2f}x")
+        print(f"ratio --jobs {args.jobs} / --jobs 1 (PostgreSQL COPY): {best[copy].wall / best[pg_parallel].wall:5.2f}x")
+    print(f"re-ingest, all unchanged (SQLite):    {again.documents_unchanged / rerun.wall:9.0f} documents/s"
           f"{again.documents_unchanged / rerun.cpu:22.0f} documents/s")
+    print("stored (ingest-time stamps aside): rows per table, hash of every row")
+    for mode in modes:
+        digest, counts = stored[mode]
+        print(f"  {mode.name + ':':35} {digest}  " + ", ".join(f"{name} {n}" for name, n in sorted(counts.items())))
+    for group in ([m for m in modes if not m.postgres], [m for m in modes if m.postgres]):
+        if len({stored[m][0] for m in group}) > 1:
+            sys.exit(f"the stored results differ between {', '.join(m.name for m in group)}")
+    print("same stored result: " + "; ".join(
+        " = ".join(m.name for m in group) for group in ([m for m in modes if not m.postgres],
+                                                       [m for m in modes if m.postgres]) if group))
 
 
 if __name__ == "__main__":

@@ -36,6 +36,14 @@ def number(what: str) -> Callable[[str], int]:
     return parse
 
 
+def _jobs(text: str) -> int:
+    """--jobs: a number of processes, 1 to 256."""
+    count = number("--jobs")(text)
+    if not 1 <= count <= 256:
+        raise argparse.ArgumentTypeError(f"--jobs must be between 1 and 256, not {count}")
+    return count
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", metavar="PATH", help="config.yaml (default: $DIGESTBOT_CONFIG, ./config.yaml, "
@@ -60,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="*", metavar="PATH", help="files, folders, .zip or .tar.gz archives, "
                    "http(s):// URLs, git+https:// (or git+ssh://, git+file://) repositories [#branch[:folder]]")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.add_argument("--jobs", type=_jobs, default=None, metavar="N",
+                   help="parse in N worker processes (default: one per core; 1: all in this process)")
 
     p = add("items", items.cmd_items)
     p.add_argument("--json", action="store_true", help="print the items as JSON")

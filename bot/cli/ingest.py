@@ -39,7 +39,8 @@ def cmd_ingest(ctx: Context) -> int:
             progress_ctx.update(task, advance=1, description=name)
 
     try:
-        report = ingest(ctx.db, paths, max_bytes=ctx.config.archive.max_document_bytes, progress=progress_cb)
+        report = ingest(ctx.db, paths, max_bytes=ctx.config.archive.max_document_bytes, progress=progress_cb,
+                        jobs=sources.ingest_jobs(ctx))
     finally:
         if progress_ctx is not None:
             progress_ctx.stop()

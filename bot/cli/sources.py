@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -75,6 +76,12 @@ def outcome_line(outcome: Outcome) -> str:
     return line
 
 
+def ingest_jobs(ctx: Context) -> int:
+    """Worker processes that parse an ingest's files: --jobs, or one per core this process may use."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return getattr(ctx.args, "jobs", None) or cores or 1
+
+
 def ingest_locations(ctx: Context) -> int:
     """Ingest local paths as before, and URLs (or every source that is on) through their sources."""
     from digests.ingest.pipeline import ingest
@@ -90,7 +97,8 @@ def ingest_locations(ctx: Context) -> int:
         targets = [source_for(ctx.db, arg, now) for arg in given if is_remote(arg)]
     else:
         paths, targets = list(ctx.config.archive.paths), records(ctx.db)
-    report = ingest(ctx.db, paths, max_bytes=ctx.config.archive.max_document_bytes) if paths else None
+    report = ingest(ctx.db, paths, max_bytes=ctx.config.archive.max_document_bytes,
+                    jobs=ingest_jobs(ctx)) if paths else None
     outcomes = _refresh(ctx, targets)
     if ctx.args.json:
         print_json({**(report.as_dict() if report is not None else {}),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import hashlib
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -12,11 +11,8 @@ from datetime import datetime
 from pathlib import Path
 
 from digests.clock import utcnow
-from digests.errors import ParseError
-from digests.ingest.decode import decode_document
-from digests.ingest.normalize import fingerprinted_items, normalise_item
-from digests.ingest.walk import READ_ERRORS, Source, iter_sources
-from digests.parsers import parse_document
+from digests.ingest.parsing import Failed, Parsed, Unchanged, outcomes
+from digests.ingest.walk import Source, iter_sources
 from digests.store.db import Database
 from digests.store.ingest import (
     ItemCounts,
@@ -96,14 +92,19 @@ def ingest(
     max_bytes: int = DEFAULT_MAX_BYTES,
     progress: Callable[[str], None] | None = None,
     now: Callable[[], datetime] = utcnow,
+    jobs: int = 1,
+    copy: bool = True,
 ) -> IngestReport:
     """Ingest every document below paths; a bad document is recorded and skipped, never fatal.
 
     New documents are written in batches, and changed ones updated in place in batches of their
     own (a document is never written in part: a batch that fails is written again one document
-    per transaction, so only the bad one is lost).
+    per transaction, so only the bad one is lost). ``jobs`` worker processes parse (1: this
+    process alone), and what is stored is the same whatever their number. ``copy`` False writes
+    new documents on PostgreSQL with INSERTs instead of COPY (the old path, kept to compare).
     """
-    return ingest_entries(db, iter_sources(paths), max_bytes=max_bytes, progress=progress, now=now)
+    return ingest_entries(db, iter_sources(paths), max_bytes=max_bytes, progress=progress, now=now,
+                          jobs=jobs, copy=copy)
 
 
 def ingest_entries(
@@ -114,6 +115,8 @@ def ingest_entries(
     progress: Callable[[str], None] | None = None,
     now: Callable[[], datetime] = utcnow,
     tags: Sequence[str] = (),
+    jobs: int = 1,
+    copy: bool = True,
 ) -> IngestReport:
     """Ingest documents given as entries (fetched bytes under a stable path, or (path, reason) for
     one that could not be had), as ``ingest`` does files; ``tags`` are added to every item.
@@ -121,7 +124,8 @@ def ingest_entries(
     A list of entries is looked up by its paths alone, not against every stored document.
     """
     with _collector_at_rest():
-        return _ingest(db, entries, max_bytes=max_bytes, progress=progress, now=now, tags=tags)
+        return _ingest(db, entries, max_bytes=max_bytes, progress=progress, now=now, tags=tags,
+                       jobs=jobs, copy=copy)
 
 
 @contextmanager
@@ -139,80 +143,56 @@ def _path_of(entry: Source | tuple[str, str]) -> str:
     return entry[0] if isinstance(entry, tuple) else entry.path
 
 
+def _unique(entries: Iterable[Source | tuple[str, str]]) -> Iterator[Source | tuple[str, str]]:
+    """A path named twice (a folder and a file in it) is read once."""
+    seen: set[str] = set()
+    for entry in entries:
+        if _path_of(entry) not in seen:
+            seen.add(_path_of(entry))
+            yield entry
+
+
 def _ingest(db: Database, entries: Iterable[Source | tuple[str, str]], *, max_bytes: int,
             progress: Callable[[str], None] | None, now: Callable[[], datetime],
-            tags: Sequence[str] = ()) -> IngestReport:
+            tags: Sequence[str] = (), jobs: int = 1, copy: bool = True) -> IngestReport:
     report = IngestReport()
     known = stored_documents(db, [_path_of(e) for e in entries] if isinstance(entries, list) else None)
+    unchanged = {path: doc.content_hash for path, doc in known.items() if doc.error is None and doc.content_hash}
     batch: list[ParsedDocument] = []
     batch_items = 0
     updates: list[ParsedDocument] = []
     update_items = 0
-    seen: set[str] = set()  # a path named twice (a folder and a file in it) is read once
-    for entry in entries:
-        if _path_of(entry) in seen:
-            continue
-        seen.add(_path_of(entry))
-        if isinstance(entry, tuple):
-            path, reason = entry
-            _record_failure(db, report, path, reason, None, known, now())
+    for path, outcome in outcomes(_unique(entries), unchanged, max_bytes=max_bytes, tags=tags, jobs=jobs):
+        if isinstance(outcome, Unchanged):
+            report.documents_unchanged += 1
+        elif isinstance(outcome, Failed):
+            _record_failure(db, report, path, outcome.reason, outcome.digest, known, now())
         else:
-            path = entry.path
-            prepared = _prepare(db, entry, report, known, max_bytes, now(), tags)
-            if prepared is not None:
-                if prepared.previous_id is None:
-                    batch.append(prepared)
-                    batch_items += prepared.item_count
-                    if len(batch) >= _BATCH_DOCUMENTS or batch_items >= _BATCH_ITEMS:
-                        _write_batch(db, batch, report, known, now())
-                        batch, batch_items = [], 0
-                else:
-                    updates.append(prepared)
-                    update_items += prepared.item_count
-                    if len(updates) >= _BATCH_UPDATES or update_items >= _BATCH_ITEMS:
-                        _write_updates(db, updates, report, known, now())
-                        updates, update_items = [], 0
+            prepared = _prepared(path, outcome, known.get(path))
+            if prepared.previous_id is None:
+                batch.append(prepared)
+                batch_items += prepared.item_count
+                if len(batch) >= _BATCH_DOCUMENTS or batch_items >= _BATCH_ITEMS:
+                    _write_batch(db, batch, report, known, now(), copy=copy)
+                    batch, batch_items = [], 0
+            else:
+                updates.append(prepared)
+                update_items += prepared.item_count
+                if len(updates) >= _BATCH_UPDATES or update_items >= _BATCH_ITEMS:
+                    _write_updates(db, updates, report, known, now())
+                    updates, update_items = [], 0
         if progress is not None:
             progress(path)
     if updates:
         _write_updates(db, updates, report, known, now())
     if batch:
-        _write_batch(db, batch, report, known, now())
+        _write_batch(db, batch, report, known, now(), copy=copy)
     return report
 
 
-def _prepare(db: Database, source: Source, report: IngestReport, known: dict[str, StoredDocument],
-             max_bytes: int, now: datetime, tags: Sequence[str] = ()) -> ParsedDocument | None:
-    """Read, hash, decode and parse one document; None when it is unchanged or failed."""
-    if source.size > max_bytes:
-        reason = (f"too large: {source.size / 1048576:.1f} MB, the limit is {max_bytes / 1048576:.1f} MB "
-                  "(archive.max_document_bytes)")
-        _record_failure(db, report, source.path, reason, None, known, now)
-        return None
-    try:
-        data = source.read()
-    except READ_ERRORS as exc:
-        _record_failure(db, report, source.path, f"cannot read: {exc}", None, known, now)
-        return None
-    digest = hashlib.sha256(data).hexdigest()
-    previous = known.get(source.path)
-    if previous is not None and previous.content_hash == digest and previous.error is None:
-        report.documents_unchanged += 1
-        return None
-    try:
-        text = decode_document(data)
-        fmt, parsed = parse_document(text, path=source.path)
-        parsed = [normalise_item(item) for item in parsed]
-        parsed = [item for item in parsed if item.title and item.url]
-        for item in parsed if tags else ():  # after normalising, which keeps only a column's own tags
-            item.tags = [*item.tags, *(tag for tag in tags if tag not in item.tags)]
-    except ParseError as exc:
-        _record_failure(db, report, source.path, str(exc), digest, known, now)
-        return None
-    except RecursionError:
-        _record_failure(db, report, source.path, "document is nested too deeply to parse", digest, known, now)
-        return None
-    return ParsedDocument(source.path, digest, len(data), fmt, len(parsed), fingerprinted_items(parsed),
+def _prepared(path: str, parsed: Parsed, previous: StoredDocument | None) -> ParsedDocument:
+    fmt, item_count, items = parsed.result
+    return ParsedDocument(path, parsed.digest, parsed.size, fmt, item_count, items,
                           previous.id if previous is not None else None)
 
 
@@ -259,10 +239,10 @@ def _write_updates(db: Database, updates: list[ParsedDocument], report: IngestRe
 
 
 def _write_batch(db: Database, batch: list[ParsedDocument], report: IngestReport,
-                 known: dict[str, StoredDocument], now: datetime) -> None:
+                 known: dict[str, StoredDocument], now: datetime, *, copy: bool = True) -> None:
     """New documents, many per transaction (the fast path of a first ingest)."""
     try:
-        ids, counts = insert_new_documents(db, batch, now)
+        ids, counts = insert_new_documents(db, batch, now, copy=copy)
     except StoreWriteError as exc:
         log.info("batch of %d documents failed (%s); writing them one by one", len(batch), exc)
         for prepared in batch:

@@ -4,7 +4,7 @@ Two write paths follow the same rules (``new_item_values``, ``item_changes``, ``
 ``write_documents`` updates documents' items in place by their keys through the ORM, many
 documents a transaction (``write_document`` one);
 ``insert_new_documents`` writes a batch of new documents with bulk inserts (a first ingest's
-fast path). Each calls the search index explicitly for the items it wrote, revived or removed.
+fast path; on PostgreSQL through COPY, see ingest_postgres). Each calls the search index explicitly for the items it wrote, revived or removed.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from digests.errors import DigestError
 from digests.items import ParsedItem
-from digests.store import search
+from digests.store import ingest_postgres, search
 from digests.store.db import Database
 from digests.store.models import Document, Item, ItemSource
 
@@ -288,37 +288,37 @@ def _release(session: Session, item_id: int, now: datetime) -> bool:
 # New documents, many per transaction, with bulk inserts (the fast path of a first ingest)
 
 
-def insert_new_documents(db: Database, batch: list[ParsedDocument],
-                         now: datetime) -> tuple[dict[str, int], ItemCounts]:
+def insert_new_documents(db: Database, batch: list[ParsedDocument], now: datetime, *,
+                         copy: bool = True) -> tuple[dict[str, int], ItemCounts]:
     """New documents in one transaction: (document id by path, what happened to items).
 
+    copy: on PostgreSQL, rows through COPY with ids allocated up front (ingest_postgres); False
+    is the INSERT path, kept as the baseline that tests and bench/ingest.py compare it with.
     Raises StoreWriteError when the database refuses the rows (nothing of the batch is written).
     """
     counts = ItemCounts()
     try:
         with db.session() as session:
-            ids = _insert_batch(session, batch, counts, now)
-    except (DigestError, SQLAlchemyError) as exc:
+            copy = copy and session.connection().dialect.name == "postgresql"
+            ids = _insert_batch(session, batch, counts, now, copy=copy)
+    except (DigestError, SQLAlchemyError, ingest_postgres.DRIVER_ERRORS) as exc:
         raise _not_stored(exc) from exc
     return ids, counts
 
 
 def _insert_batch(session: Session, batch: list[ParsedDocument], counts: ItemCounts,
-                  now: datetime) -> dict[str, int]:
+                  now: datetime, *, copy: bool) -> dict[str, int]:
+    insert_rows = ingest_postgres.insert_with_ids if copy else _insert_rows
     rows = [{"path": p.path, "format": p.format, "content_hash": p.digest, "size": p.size,
              "item_count": p.item_count, "error": None, "ingested_at": now, "updated_at": now} for p in batch]
-    doc_ids = dict(zip((p.path for p in batch), _insert_rows(session, _DOCUMENTS, rows), strict=True))
+    doc_ids = dict(zip((p.path for p in batch), insert_rows(session, _DOCUMENTS, rows), strict=True))
     wanted = sorted({fp for p in batch for fp, _ in p.items})
     existing: dict[str, int] = {}
     revived_ids: list[int] = []
-    for offset in range(0, len(wanted), 500):
-        chunk = wanted[offset:offset + 500]
-        for item_id, fp, removed in session.execute(
-            select(Item.id, Item.fingerprint, Item.removed).where(Item.fingerprint.in_(chunk))
-        ):
-            existing[fp] = item_id
-            if removed:  # a story coming back: revive it
-                revived_ids.append(item_id)
+    for item_id, fp, removed in _items_by_fingerprint(session, wanted, copy=copy):
+        existing[fp] = item_id
+        if removed:  # a story coming back: revive it
+            revived_ids.append(item_id)
     if revived_ids:
         session.execute(update(Item).where(Item.id.in_(revived_ids)).values(**revival_values(now)))
         revived = list(session.scalars(select(Item).where(Item.id.in_(revived_ids))))
@@ -338,12 +338,29 @@ def _insert_batch(session: Session, batch: list[ParsedDocument], counts: ItemCou
             new_rows.append(new_item_values(parsed, fp, doc_id, prepared.format, now))
             new_items.append((fp, parsed))
     if new_rows:
-        existing.update(zip((fp for fp, _ in new_items), _insert_rows(session, _ITEMS, new_rows), strict=True))
+        existing.update(zip((fp for fp, _ in new_items), insert_rows(session, _ITEMS, new_rows), strict=True))
         counts.new += len(new_rows)
-        search.index_new_items(session, [_index_row(existing[fp], item) for fp, item in new_items])
+        search.index_new_items(session, [_index_row(existing[fp], item) for fp, item in new_items], bulk=copy)
     if sources:
-        _insert_item_sources(session, [(existing[fp], doc_id, key) for fp, doc_id, key in sources])
+        source_rows = [(existing[fp], doc_id, key) for fp, doc_id, key in sources]
+        if copy:  # their ids from the column's default, one by one in row order, as the INSERT's
+            ingest_postgres.copy_rows(session, "item_sources", ("item_id", "document_id", "key"), source_rows)
+        else:
+            _insert_item_sources(session, source_rows)
     return doc_ids
+
+
+def _items_by_fingerprint(session: Session, fingerprints: list[str], *,
+                          copy: bool) -> list[tuple[int, str, bool]]:
+    """(id, fingerprint, removed) of the stored items with these fingerprints."""
+    if copy:
+        return ingest_postgres.items_by_fingerprint(session, fingerprints)
+    return [
+        (row[0], row[1], row[2])
+        for offset in range(0, len(fingerprints), _PATHS_PER_QUERY)
+        for row in session.execute(select(Item.id, Item.fingerprint, Item.removed)
+                                   .where(Item.fingerprint.in_(fingerprints[offset:offset + _PATHS_PER_QUERY])))
+    ]
 
 
 def _insert_item_sources(session: Session, rows: list[tuple[int, int, str]]) -> None:

@@ -45,6 +45,7 @@ class _Backend(Protocol):
     def is_empty(self, session: Session) -> bool: ...
     def delete(self, session: Session, item_ids: Sequence[int]) -> None: ...
     def insert(self, session: Session, docs: Sequence[SearchDoc]) -> None: ...
+    def bulk_insert(self, session: Session, docs: Sequence[SearchDoc]) -> None: ...
     def clear(self, session: Session) -> None: ...
     def newest_keys(self, session: Session, query: ParsedQuery, n: int, below: int) -> list[int]: ...
     def newest_texts(self, session: Session, query: ParsedQuery, n: int) -> list[tuple[int, str, str]]: ...
@@ -82,15 +83,18 @@ def index_items(session: Session, items: Sequence[IndexableItem]) -> None:
     _insert(session, backend, changed)
 
 
-def index_new_items(session: Session, items: Sequence[Indexable]) -> None:
-    """Index items inserted in this transaction: nothing of theirs is in the index yet."""
-    _insert(session, _backend(session), [search_doc(item) for item in items])
+def index_new_items(session: Session, items: Sequence[Indexable], *, bulk: bool = False) -> None:
+    """Index items inserted in this transaction: nothing of theirs is in the index yet.
+
+    bulk: through the backend's bulk path (PostgreSQL: COPY, and the GIN index filled in bulk).
+    """
+    _insert(session, _backend(session), [search_doc(item) for item in items], bulk=bulk)
 
 
-def _insert(session: Session, backend: _Backend, docs: list[SearchDoc]) -> None:
+def _insert(session: Session, backend: _Backend, docs: list[SearchDoc], *, bulk: bool = False) -> None:
     # In key order: FTS5 flushes its pending terms whenever a rowid goes backwards, and
     # PostgreSQL's BRIN window relies on rows stored roughly in key order.
-    backend.insert(session, sorted(docs, key=lambda doc: doc.key))
+    (backend.bulk_insert if bulk else backend.insert)(session, sorted(docs, key=lambda doc: doc.key))
 
 
 def unindex_items(session: Session, item_ids: Sequence[int]) -> None:
