@@ -30,6 +30,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/publish.py
 	$(BIN)/python bench/search.py
+	$(BIN)/python bench/memory.py
 
 # The bot's message catalogs (bot/locale/*/LC_MESSAGES/digestbot.po) brought up to date with the
 # source: new messages added (empty in zh_CN until translated), gone ones dropped. tests/test_i18n.py

@@ -17,6 +17,7 @@ from digests.publishing.selection import is_eligible, next_due_items, order_key
 from digests.store import posts
 from digests.store.db import Session
 from digests.store.models import Channel, Item
+from digests.store.posts import Candidate
 
 _SCAN_BATCH = 200
 _SCAN_LIMIT = 20_000  # rows one selection may read past before it gives up for this slot
@@ -84,19 +85,19 @@ def select_due(session: Session, channel: Channel, *, limit: int | None = None, 
     only = _narrowing(settings) if narrow else None
     admitted = settings.model_copy(update={"commentary_policy": "publish"})  # the rules alone
 
-    def waits(item: Item) -> bool:
+    def waits(item: Candidate) -> bool:
         """The rules admit it but this selection does not take it (held for commentary, or past the limit)."""
         return is_eligible(item, admitted, has_commentary=True, backlog_from=channel.backlog_from)
 
-    chosen: list[Item] = []
+    shuffle = order == "shuffle"
+    chosen: list[Candidate] = []
     seen: set[int] = set()
-    trail: list[tuple[Item, bool]] = []  # every row read, in order, and whether this selection picked it
+    trail: list[tuple[Candidate, bool]] = []  # every row read, in order, and whether this selection picked it
     scanned = 0
     last: Position | None = None
-    want = _SCAN_LIMIT if order == "shuffle" else limit  # a shuffle draws from everything due
     # Read little when little is wanted (a row costs more to load than to skip); more each round.
-    batch_size = _SCAN_BATCH if order == "shuffle" else min(_SCAN_BATCH, 2 * limit + 8)
-    while len(chosen) < want and scanned < _SCAN_LIMIT:
+    batch_size = _SCAN_BATCH if shuffle else min(_SCAN_BATCH, 2 * limit + 8)
+    while scanned < _SCAN_LIMIT and (shuffle or len(chosen) < limit):  # a shuffle draws from everything due
         batch = posts.undelivered_in_order(session, channel.id, newest_first=newest, limit=batch_size,
                                            mark=mark, after=last, only=only)
         if not batch:
@@ -104,19 +105,19 @@ def select_due(session: Session, channel: Channel, *, limit: int | None = None, 
         scanned += len(batch)
         picked = next_due_items(
             batch, settings, delivered=set(), with_commentary=posts.commented_ids(session, [i.id for i in batch]),
-            backlog_from=channel.backlog_from, limit=want - len(chosen),
+            backlog_from=channel.backlog_from, limit=limit if shuffle else limit - len(chosen),
         )
+        last = (batch[-1].sort_at, batch[-1].id)
+        batch_size = min(_SCAN_BATCH, batch_size * 2)
+        if shuffle:  # the first `limit` in the shuffled order so far, not every row read
+            chosen = sorted([*chosen, *picked], key=lambda item: order_key(item, settings))[:limit]
+            continue
         picked_ids = {item.id for item in picked}
         trail.extend((item, item.id in picked_ids) for item in batch)
         for item in picked:
             if item.id not in seen:
                 chosen.append(item)
                 seen.add(item.id)
-        last = (batch[-1].sort_at, batch[-1].id)
-        batch_size = min(_SCAN_BATCH, batch_size * 2)
-    if order == "shuffle":
-        chosen = next_due_items(chosen, settings, delivered=set(), with_commentary=set(),
-                                backlog_from=None, limit=limit)
 
     # Items stored since the last selection may sort before the cursor (an old article ingested late).
     back_to: Position | None = None  # the cursor must move back to keep late items in view
@@ -155,4 +156,4 @@ def select_due(session: Session, channel: Channel, *, limit: int | None = None, 
             new_cursor.update(at=back_to[0].isoformat(), id=back_to[1])
         elif low_water is not None:
             new_cursor.update(at=low_water[0].isoformat(), id=low_water[1])
-    return DueSelection(chosen, new_cursor)
+    return DueSelection(posts.items_in_order(session, [item.id for item in chosen]), new_cursor)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -56,22 +57,46 @@ def _up_to(position: tuple[datetime, int], newest_first: bool) -> Any:
     return key >= position if newest_first else key <= position
 
 
+@dataclass(slots=True)
+class Candidate:
+    """What selection reads of an item: its place in the channel's order and what the rules look at.
+
+    A slot may read thousands of rows (a shuffle draws from up to 20,000) to keep a handful: these
+    are a fraction of an Item's size (no title, summary or links) and stay out of the session.
+    """
+
+    id: int
+    sort_at: datetime
+    published_at: datetime | None
+    created_at: datetime
+    format: str
+    category: str
+    tags: list[str]
+    source: str
+    commentary: str
+    removed: bool
+
+
+_CANDIDATE_COLUMNS = (Item.id, Item.sort_at, Item.published_at, Item.created_at, Item.format, Item.category,
+                      Item.tags, Item.source, Item.commentary, Item.removed)
+
+
 def undelivered_in_order(session: Session, channel_id: int, *, newest_first: bool, limit: int,
                          mark: tuple[datetime, int] | None = None,
                          after: tuple[datetime, int] | None = None,
-                         only: Mapping[str, Sequence[str]] | None = None) -> list[Item]:
+                         only: Mapping[str, Sequence[str]] | None = None) -> list[Candidate]:
     """The channel's next undelivered items by (sort_at, id), past its cursor ``mark`` and the page ``after``.
 
     ``only``: item columns (source, category, format) and the values they must have.
     """
-    stmt = select(Item).where(Item.removed.is_(False), _undelivered(channel_id))
+    stmt = select(*_CANDIDATE_COLUMNS).where(Item.removed.is_(False), _undelivered(channel_id))
     for column, values in (only or {}).items():
         stmt = stmt.where(_NARROWABLE[column].in_(values))
     for bound in (mark, after):
         if bound is not None:
             stmt = stmt.where(_beyond(bound, newest_first))
     sort = (Item.sort_at.desc(), Item.id.desc()) if newest_first else (Item.sort_at, Item.id)
-    return list(session.scalars(stmt.order_by(*sort).limit(limit)))
+    return [Candidate(*row) for row in session.execute(stmt.order_by(*sort).limit(limit))]
 
 
 def item_ids_created_since(session: Session, since: datetime, *, limit: int) -> list[int]:
@@ -81,15 +106,22 @@ def item_ids_created_since(session: Session, since: datetime, *, limit: int) -> 
 
 
 def undelivered_up_to(session: Session, channel_id: int, item_ids: Sequence[int], *, newest_first: bool,
-                      mark: tuple[datetime, int]) -> list[Item]:
+                      mark: tuple[datetime, int]) -> list[Candidate]:
     """Those of ``item_ids`` still due to the channel that sort at or before its cursor ``mark``."""
-    found: list[Item] = []
+    found: list[Candidate] = []
     for offset in range(0, len(item_ids), _IN_CHUNK):
-        found.extend(session.scalars(
-            select(Item).where(Item.id.in_(item_ids[offset:offset + _IN_CHUNK]), Item.removed.is_(False),
-                               _undelivered(channel_id), _up_to(mark, newest_first))
+        found.extend(Candidate(*row) for row in session.execute(
+            select(*_CANDIDATE_COLUMNS).where(Item.id.in_(item_ids[offset:offset + _IN_CHUNK]),
+                                              Item.removed.is_(False), _undelivered(channel_id),
+                                              _up_to(mark, newest_first))
         ))
     return found
+
+
+def items_in_order(session: Session, item_ids: Sequence[int]) -> list[Item]:
+    """The items of ``item_ids``, in that order (those that no longer exist left out)."""
+    found = {item.id: item for item in session.scalars(select(Item).where(Item.id.in_(item_ids)))}
+    return [found[item_id] for item_id in item_ids if item_id in found]
 
 
 def commented_ids(session: Session, item_ids: Sequence[int]) -> set[int]:
