@@ -32,6 +32,7 @@ from digests.states import (
     SENT,
     SKIPPED,
 )
+from digests.store import keyvalue
 from digests.store.db import Database
 from digests.store.models import Channel, Commentary, Delivery, Item, KeyValue, Post, PostEdit
 
@@ -72,11 +73,7 @@ def read_mark(session: Session) -> datetime | None:
 
 
 def write_mark(session: Session, at: datetime) -> None:
-    row = session.get(KeyValue, _MARK_KEY)
-    if row is None:
-        session.add(KeyValue(key=_MARK_KEY, value={"at": at.isoformat()}))
-    else:
-        row.value = {"at": at.isoformat()}
+    keyvalue.put(session, _MARK_KEY, {"at": at.isoformat()})
 
 
 def changed_post_ids(session: Session, since: datetime) -> list[int]:

@@ -26,6 +26,7 @@ from digests.clock import utcnow
 from digests.errors import DigestError
 from digests.formatting.content_hash import content_hash
 from digests.states import FAILED, PENDING, RETRY, SENDING, SENT, UNCERTAIN
+from digests.store import keyvalue
 from digests.store.db import Database
 from digests.store.models import Channel, Commentary, Delivery, Item, KeyValue, Post
 
@@ -442,11 +443,7 @@ def post_json(post: Post, channel_name: str) -> dict[str, Any]:
 def bump_counter(db: Database, key: str, amount: int = 1) -> None:
     """Add to a persistent counter (429s received, ...)."""
     with db.session() as session:
-        row = session.get(KeyValue, key)
-        if row is None:
-            session.add(KeyValue(key=key, value={"count": amount}))
-        else:
-            row.value = {"count": int(row.value.get("count", 0)) + amount}
+        keyvalue.add_count(session, key, amount)
 
 
 def read_counter(session: Session, key: str) -> int:
