@@ -134,6 +134,14 @@ async def running(config: BotConfig, db: Database) -> AsyncIterator[Application]
             await application.post_stop(application)
 
 
+async def said_to(fake_bot_api: Any, chat: int, start: str) -> str:
+    """The one message to chat that starts with ``start``, once it arrived."""
+    await fake_bot_api.wait_until(lambda: any(m.plain_text.startswith(start) for m in fake_bot_api.replies(chat)),
+                                  timeout=10)
+    [text] = [m.plain_text for m in fake_bot_api.replies(chat) if m.plain_text.startswith(start)]
+    return text
+
+
 async def test_sources_command_answers_while_a_refresh_hangs(fake_bot_api: Any, tmp_path: Path) -> None:
     fake_bot_api.add_user(ADMIN, first_name="Editor")
     fake_bot_api.add_user(USER, first_name="Reader")
@@ -155,23 +163,24 @@ async def test_sources_command_answers_while_a_refresh_hangs(fake_bot_api: Any, 
                 # The failed feed's health is written while the slow one still hangs.
                 await fake_bot_api.wait_until(lambda: find_source(db, "down").disabled_reason is not None)
                 fake_bot_api.push_message(ADMIN, ADMIN, "/sources")
-                [listing] = [m.plain_text for m in await fake_bot_api.wait_for(ADMIN, 1, timeout=10)]
+                listing = await said_to(fake_bot_api, ADMIN, "来源 (2)")
                 # Answered while the slow feed still hangs: the listing below shows it never fetched
                 # (a bound on the wall time here failed on a loaded machine, not on the code).
                 # In the admin's language (zh_CN: no /lang chosen); the error as the server said it.
                 assert "down (http) 已停用" in listing and "slow (http) 从未抓取" in listing
                 assert "连续失败 1 次" in listing
                 assert "HTTP 500 Internal Server Error" in listing
-                [notice] = [m.plain_text for m in await fake_bot_api.wait_for(ADMIN, 2, timeout=10)][1:]
+                notice = await said_to(fake_bot_api, ADMIN, f"来源 down（{server.url('/down.xml')}）")
                 assert "连续失败 1 次，已停用" in notice and "/sources enable down" in notice
 
+                # Answers are found by what they say: the source switched on is fetched again at
+                # once, and its next notice may arrive before or after them.
                 fake_bot_api.push_message(ADMIN, ADMIN, "/sources on down")
-                [answer] = (await fake_bot_api.wait_for(ADMIN, 3, timeout=10))[2:]
-                assert answer.plain_text.startswith("来源 down 已重新启用")
+                answer = await said_to(fake_bot_api, ADMIN, "来源 down 已重新启用")
                 fake_bot_api.push_message(ADMIN, ADMIN, "/sources off nowhere")
-                [answer] = (await fake_bot_api.wait_for(ADMIN, 4, timeout=10))[3:]
-                assert answer.plain_text.startswith("没有名为“nowhere”的来源（digestbot sources 会列出全部）\n"
-                                                    "用法：/sources")  # in the admin's language (zh_CN)
+                answer = await said_to(fake_bot_api, ADMIN, "没有名为“nowhere”")
+                assert answer.startswith("没有名为“nowhere”的来源（digestbot sources 会列出全部）\n"
+                                         "用法：/sources")  # in the admin's language (zh_CN)
                 fake_bot_api.push_message(USER, USER, "/sources")
                 [refusal] = await fake_bot_api.wait_for(USER, 1, timeout=10)
                 assert "只对管理员开放" in refusal.plain_text
